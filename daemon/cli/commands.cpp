@@ -1,0 +1,131 @@
+#include "cli/commands.hpp"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "config/loader.hpp"
+#include "plugins/plugin_catalog.hpp"
+#include "runtime/daemon.hpp"
+
+namespace orchestratord::cli {
+namespace {
+
+int check_config(const config::LoadOptions& options, bool keys_only) {
+    if (keys_only) {
+        std::cout << config::describe_keys_markdown();
+        return 0;
+    }
+    try {
+        const config::Config config = config::load_config(options);
+        std::cout << "# effective configuration"
+                  << (config.file.empty() ? " (no config file; environment and defaults)" : " from " + config.file)
+                  << "\n"
+                  << config::format_settings(config);
+        for (const auto& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
+        std::cerr << "configuration is valid\n";
+        return 0;
+    } catch (const config::ConfigError& e) {
+        std::cerr << e.what() << "\n";
+        return 1;
+    }
+}
+
+int list_plugins(const config::LoadOptions& options, std::string directory, bool json) {
+    if (directory.empty()) {
+        try {
+            directory = config::load_config(options).plugins.directory;
+        } catch (const config::ConfigError& e) {
+            std::cerr << e.what() << "\n(use --directory to list a plugins directory without a valid configuration)\n";
+            return 1;
+        }
+    }
+    const plugins::PluginScan scan = plugins::scan_plugins(directory);
+    if (json) {
+        nlohmann::json out{{"directory", directory}, {"plugins", nlohmann::json::array()},
+                           {"refused", nlohmann::json::array()}};
+        if (scan.directory_error) out["error"] = *scan.directory_error;
+        for (const auto& plugin : scan.plugins) {
+            nlohmann::json projections = nlohmann::json::array();
+            for (const auto& p : plugin.projections) {
+                projections.push_back({{"name", p.name},
+                                       {"mode", plugins::mode_name(p.mode)},
+                                       {"aggregate_types", p.aggregate_types},
+                                       {"bounded_contexts", p.bounded_contexts},
+                                       {"event_types", p.event_types},
+                                       {"reset", p.has_reset}});
+            }
+            out["plugins"].push_back({{"file", plugin.file},
+                                      {"name", plugin.name},
+                                      {"version", plugin.version},
+                                      {"abi", std::to_string(plugin.abi_major) + "." + std::to_string(plugin.abi_minor)},
+                                      {"projections", projections}});
+        }
+        for (const auto& refused : scan.refused) out["refused"].push_back({{"file", refused.file}, {"reason", refused.reason}});
+        std::cout << out.dump(2) << "\n";
+    } else {
+        if (scan.directory_error) {
+            std::cerr << *scan.directory_error << "\n";
+            return 1;
+        }
+        std::cout << "plugins in " << directory << ":\n";
+        if (scan.plugins.empty()) std::cout << "  (none)\n";
+        for (const auto& plugin : scan.plugins) {
+            std::cout << "  " << plugin.name << " " << plugin.version << " (ABI " << plugin.abi_major << "."
+                      << plugin.abi_minor << ") " << plugin.file << "\n";
+            for (const auto& p : plugin.projections) {
+                std::cout << "    projection " << p.name << " mode=" << plugins::mode_name(p.mode);
+                auto scope = [&](const char* label, const std::vector<std::string>& items) {
+                    if (items.empty()) return;
+                    std::cout << " " << label << "=";
+                    for (size_t i = 0; i < items.size(); ++i) std::cout << (i ? "," : "") << items[i];
+                };
+                scope("aggregate_types", p.aggregate_types);
+                scope("bounded_contexts", p.bounded_contexts);
+                scope("event_types", p.event_types);
+                std::cout << (p.has_reset ? " reset=yes" : "") << "\n";
+            }
+        }
+        for (const auto& refused : scan.refused) {
+            std::cout << "  refused " << refused.file << ": " << refused.reason << "\n";
+        }
+    }
+    return scan.directory_error || !scan.refused.empty() ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"orchestratord: runs event-sourcing projections over a PostgreSQL event store", "orchestratord"};
+    app.set_version_flag("--version", std::string(ORCHESTRATORD_VERSION));
+    std::string config_path;
+    app.add_option("-c,--config", config_path,
+                   "configuration file (default: $ORCHESTRATORD_CONFIG, else /etc/orchestratord/orchestratord.yaml)");
+    app.require_subcommand(0, 1);
+
+    app.add_subcommand("run", "run the daemon (the default)");
+    auto* check = app.add_subcommand("check-config", "validate and print the effective configuration and its sources");
+    bool keys_only = false;
+    check->add_flag("--keys", keys_only, "print every configuration key as a Markdown table instead");
+
+    auto* plugins_cmd = app.add_subcommand("plugins", "inspect the plugins directory");
+    plugins_cmd->require_subcommand(1);
+    auto* list = plugins_cmd->add_subcommand("list", "show every plugin and projection found, and every file refused");
+    std::string directory;
+    bool json = false;
+    list->add_option("--directory", directory, "plugins directory (default: plugins.directory from the configuration)");
+    list->add_flag("--json", json, "print JSON");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+
+    const config::LoadOptions options = config::resolve_load_options(config_path, config::process_environment());
+    if (check->parsed()) return check_config(options, keys_only);
+    if (list->parsed()) return list_plugins(options, directory, json);
+    return runtime::run_daemon(options);
+}
+
+}  // namespace orchestratord::cli

@@ -1,0 +1,9 @@
+#pragma once
+// The command line: `orchestratord [run]`, `check-config`, `plugins list`, `version`.
+
+namespace orchestratord::cli {
+
+// Parses argv, runs the chosen subcommand and returns the process exit code.
+int main(int argc, char** argv);
+
+}  // namespace orchestratord::cli

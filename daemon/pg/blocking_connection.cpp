@@ -1,0 +1,84 @@
+#include "pg/blocking_connection.hpp"
+
+#include <libpq-fe.h>
+
+#include "pg/conninfo.hpp"
+
+namespace orchestratord::pg {
+
+struct BlockingConnection::Handle {
+    PGconn* conn = nullptr;
+    ~Handle() {
+        if (conn != nullptr) PQfinish(conn);
+    }
+};
+
+namespace {
+
+std::string trimmed(const char* text) {
+    std::string message = text != nullptr ? text : "";
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    return message;
+}
+
+// Keeps server notices (for example "relation already exists, skipping") out
+// of stderr; they are not errors.
+void ignore_notice(void*, const PGresult*) {}
+
+struct ResultDeleter {
+    void operator()(PGresult* result) const { PQclear(result); }
+};
+
+}  // namespace
+
+BlockingConnection::BlockingConnection(const std::string& conninfo, int connect_timeout_seconds)
+    : handle_(std::make_unique<Handle>()) {
+    const char* keywords[] = {"dbname", "connect_timeout", "application_name", nullptr};
+    const std::string timeout = std::to_string(connect_timeout_seconds);
+    const char* values[] = {conninfo.c_str(), timeout.c_str(), "orchestratord", nullptr};
+    // expand_dbname=1: the first dbname value may itself be a full connection string.
+    handle_->conn = PQconnectdbParams(keywords, values, 1);
+    if (handle_->conn == nullptr) throw Error("connect to PostgreSQL", "", "out of memory");
+    if (PQstatus(handle_->conn) != CONNECTION_OK) {
+        throw Error("connect to PostgreSQL at " + mask_conninfo(conninfo), "", trimmed(PQerrorMessage(handle_->conn)));
+    }
+    PQsetNoticeReceiver(handle_->conn, ignore_notice, nullptr);
+}
+
+BlockingConnection::~BlockingConnection() = default;
+
+int BlockingConnection::server_version() const { return PQserverVersion(handle_->conn); }
+
+Rows BlockingConnection::exec(const std::string& sql, const Params& params, const std::string& purpose) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
+    std::unique_ptr<PGresult, ResultDeleter> result(PQexecParams(handle_->conn, sql.c_str(),
+                                                                 static_cast<int>(values.size()), nullptr,
+                                                                 values.data(), nullptr, nullptr, 0));
+    if (!result) throw Error(purpose, "", trimmed(PQerrorMessage(handle_->conn)));
+    const ExecStatusType status = PQresultStatus(result.get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        const char* sqlstate = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+        throw Error(purpose, sqlstate != nullptr ? sqlstate : "", trimmed(PQresultErrorMessage(result.get())));
+    }
+    Rows rows;
+    rows.rows = PQntuples(result.get());
+    rows.columns = PQnfields(result.get());
+    const char* affected = PQcmdTuples(result.get());
+    rows.affected = affected != nullptr && *affected != '\0' ? std::stoll(affected) : 0;
+    rows.cells.reserve(static_cast<size_t>(rows.rows * rows.columns));
+    for (int row = 0; row < rows.rows; ++row) {
+        for (int column = 0; column < rows.columns; ++column) {
+            if (PQgetisnull(result.get(), row, column)) {
+                rows.cells.emplace_back(std::nullopt);
+            } else {
+                rows.cells.emplace_back(std::string(PQgetvalue(result.get(), row, column),
+                                                    static_cast<size_t>(PQgetlength(result.get(), row, column))));
+            }
+        }
+    }
+    return rows;
+}
+
+}  // namespace orchestratord::pg

@@ -1,0 +1,226 @@
+#include "runtime/daemon.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <map>
+
+#include "log/logging.hpp"
+#include "pg/blocking_connection.hpp"
+#include "pg/conninfo.hpp"
+#include "plugins/plugin_catalog.hpp"
+#include "runtime/projection_set.hpp"
+#include "systemd/service_notifier.hpp"
+
+namespace orchestratord::runtime {
+namespace asio = boost::asio;
+
+namespace {
+
+std::string describe(const config::Config& config, const ProjectionSet& projections) {
+    return "running: " + std::to_string(config.replica_sets.size()) + " replica set(s), " +
+           std::to_string(projections.instances.size()) + " projection(s)";
+}
+
+class Daemon {
+public:
+    Daemon(config::LoadOptions options, config::Config config)
+        : options_(std::move(options)), config_(std::move(config)), signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
+
+    int run() {
+        for (const auto& warning : config_.warnings) spdlog::warn("configuration warning: {}", warning);
+        spdlog::info("starting orchestratord pid={} config={} replica_sets={}", ::getpid(),
+                     config_.file.empty() ? "(environment only)" : config_.file, config_.replica_sets.size());
+
+        // Fail fast and clearly when PostgreSQL cannot be reached: the
+        // operator sees the masked URL and libpq's reason in one line.
+        try {
+            pg::BlockingConnection connection(config_.database.url);
+            const auto rows = connection.exec("SELECT current_database(), current_user", {}, "check the connection");
+            spdlog::info("connected to PostgreSQL server_version={} database={} user={} url={}",
+                         connection.server_version(), rows.at(0, 0).value_or(""), rows.at(0, 1).value_or(""),
+                         pg::mask_conninfo(config_.database.url));
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot start: {}", e.what());
+            return kExitStartupFailed;
+        }
+
+        scan_ = plugins::scan_plugins(config_.plugins.directory);
+        log_plugin_scan(scan_);
+        projections_ = build_projection_set(config_, scan_);
+        if (!projections_.problems.empty()) {
+            for (const auto& problem : projections_.problems) spdlog::critical("cannot start: {}", problem);
+            return kExitStartupFailed;
+        }
+
+        asio::co_spawn(io_, handle_signals(), asio::detached);
+        if (auto period = notifier_.watchdog_period()) asio::co_spawn(io_, ping_watchdog(*period), asio::detached);
+
+        const std::string status = describe(config_, projections_);
+        notifier_.ready(status);
+        spdlog::info("ready; {}", status);
+        io_.run();
+        spdlog::info("stopped");
+        return kExitOk;
+    }
+
+private:
+    asio::awaitable<void> handle_signals() {
+        for (;;) {
+            const int signal = co_await signals_.async_wait(asio::use_awaitable);
+            if (signal == SIGHUP) {
+                reload();
+                continue;
+            }
+            if (stopping_) {
+                // A second SIGTERM/SIGINT means "now": skip the drain.
+                spdlog::warn("got a second stop signal signal={}, exiting immediately", signal);
+                spdlog::default_logger()->flush();
+                std::_Exit(kExitStartupFailed);
+            }
+            stopping_ = true;
+            spdlog::info("got stop signal signal={}, stopping gracefully", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+            notifier_.stopping();
+            // Nothing is in flight yet; later stages drain batches and release slices here.
+            watchdog_.cancel();
+            io_.stop();
+        }
+    }
+
+    asio::awaitable<void> ping_watchdog(std::chrono::microseconds period) {
+        // Pinged from the same loop that does the work: a stuck loop stops the
+        // pings and systemd restarts the service.
+        for (;;) {
+            notifier_.watchdog_ping();
+            watchdog_.expires_after(period);
+            boost::system::error_code ec;
+            co_await watchdog_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) co_return;
+        }
+    }
+
+    // SIGHUP: re-read the configuration and rescan the plugins directory.
+    // Reloadable keys take effect now; other changes are reported as needing
+    // a restart. A broken new configuration leaves the running one in place.
+    void reload() {
+        notifier_.reloading();
+        spdlog::info("got SIGHUP, re-reading config file={}", options_.file);
+        config::Config fresh;
+        try {
+            fresh = config::load_config(options_);
+        } catch (const config::ConfigError& e) {
+            for (const auto& problem : e.problems()) spdlog::error("reload refused: {}", problem);
+            spdlog::error("keeping the running configuration");
+            notifier_.ready(describe(config_, projections_));
+            return;
+        }
+        for (const auto& warning : fresh.warnings) spdlog::warn("configuration warning: {}", warning);
+
+        std::map<std::string, const config::Setting*> before;
+        for (const auto& setting : config_.settings) before[setting.path] = &setting;
+        size_t changes = 0;
+        for (const auto& setting : fresh.settings) {
+            auto found = before.find(setting.path);
+            const std::string old_value = found == before.end() ? "(unset)" : found->second->value;
+            if (found != before.end() && old_value == setting.value) continue;
+            ++changes;
+            if (setting.reloadable && found != before.end()) {
+                spdlog::info("config changed key={} from=\"{}\" to=\"{}\" applied=now", setting.path, old_value,
+                             setting.value);
+            } else {
+                spdlog::warn("config changed key={} from=\"{}\" to=\"{}\" applied=after-restart", setting.path,
+                             old_value, setting.value);
+            }
+        }
+        for (const auto& [path, setting] : before) {
+            const bool still_there = std::any_of(fresh.settings.begin(), fresh.settings.end(),
+                                                 [&](const config::Setting& s) { return s.path == path; });
+            if (!still_there) {
+                ++changes;
+                spdlog::warn("config removed key={} applied=after-restart", path);
+            }
+        }
+        if (changes == 0) spdlog::info("config unchanged");
+
+        log::configure(fresh.logging.level, fresh.logging.format);
+        // The reloadable keys are applied; the rest keeps its running value
+        // until restart so the process never runs half of a new cluster setup.
+        config_.logging = fresh.logging;
+        config_.plugins = fresh.plugins;
+        for (auto& setting : config_.settings) {
+            for (const auto& updated : fresh.settings) {
+                if (updated.path == setting.path && updated.reloadable) setting = updated;
+            }
+        }
+
+        rescan_plugins();
+        const std::string status = describe(config_, projections_);
+        notifier_.ready(status);
+        spdlog::info("reload done; {}", status);
+    }
+
+    void rescan_plugins() {
+        plugins::PluginScan fresh = plugins::scan_plugins(config_.plugins.directory);
+        log_plugin_scan(fresh);
+        std::map<std::string, std::string> old_versions;  // plugin name -> version@file
+        for (const auto& plugin : scan_.plugins) old_versions[plugin.name] = plugin.version + "@" + plugin.file;
+        for (const auto& plugin : fresh.plugins) {
+            auto found = old_versions.find(plugin.name);
+            if (found == old_versions.end()) {
+                spdlog::info("new plugin plugin={} version={} file={}", plugin.name, plugin.version, plugin.file);
+            } else if (found->second != plugin.version + "@" + plugin.file) {
+                spdlog::info("plugin changed plugin={} was={} now={}@{}", plugin.name, found->second, plugin.version,
+                             plugin.file);
+            }
+            old_versions.erase(plugin.name);
+        }
+        for (const auto& [name, where] : old_versions) spdlog::warn("plugin gone plugin={} was={}", name, where);
+
+        ProjectionSet rebuilt = build_projection_set(config_, fresh);
+        if (!rebuilt.problems.empty()) {
+            for (const auto& problem : rebuilt.problems) spdlog::error("reload: {}", problem);
+            spdlog::error("keeping the running projections");
+            return;
+        }
+        // Swap in the new instances; the old ones (and their libraries, once
+        // nothing else uses them) are released here.
+        projections_ = std::move(rebuilt);
+        scan_ = std::move(fresh);
+    }
+
+    config::LoadOptions options_;
+    config::Config config_;
+    asio::io_context io_;
+    asio::signal_set signals_;
+    asio::steady_timer watchdog_{io_};
+    systemd::ServiceNotifier notifier_;
+    plugins::PluginScan scan_;
+    ProjectionSet projections_;
+    bool stopping_ = false;
+};
+
+}  // namespace
+
+int run_daemon(const config::LoadOptions& options) {
+    config::Config config;
+    try {
+        config = config::load_config(options);
+    } catch (const config::ConfigError& e) {
+        log::configure("info", "text");
+        for (const auto& problem : e.problems()) spdlog::critical("invalid configuration: {}", problem);
+        return kExitConfig;
+    }
+    log::configure(config.logging.level, config.logging.format);
+    Daemon daemon(options, std::move(config));
+    return daemon.run();
+}
+
+}  // namespace orchestratord::runtime

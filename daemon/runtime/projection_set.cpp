@@ -1,0 +1,45 @@
+#include "runtime/projection_set.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace orchestratord::runtime {
+
+ProjectionSet build_projection_set(const config::Config& config, const plugins::PluginScan& scan) {
+    ProjectionSet set;
+    for (const auto& replica_set : config.replica_sets) {
+        for (const auto& projection : replica_set.projections) {
+            const plugins::LoadedPlugin* plugin = scan.find(projection.name, projection.plugin);
+            if (plugin == nullptr) {
+                set.problems.push_back("replica set \"" + replica_set.name + "\": projection \"" + projection.name +
+                                       "\"" + (projection.plugin.empty() ? "" : " of plugin \"" + projection.plugin + "\"") +
+                                       " is not declared by any plugin loaded from " + scan.directory);
+                continue;
+            }
+            try {
+                set.instances.push_back(std::make_unique<plugins::ProjectionInstance>(
+                    *plugin, projection.name, projection.config_json, replica_set.name));
+            } catch (const std::exception& e) {
+                set.problems.push_back("replica set \"" + replica_set.name + "\": " + e.what());
+            }
+        }
+    }
+    return set;
+}
+
+void log_plugin_scan(const plugins::PluginScan& scan) {
+    if (scan.directory_error) {
+        spdlog::error("refusing the plugins directory: {}", *scan.directory_error);
+        return;
+    }
+    for (const auto& plugin : scan.plugins) {
+        std::string names;
+        for (const auto& projection : plugin.projections) names += (names.empty() ? "" : ",") + projection.name;
+        spdlog::info("loaded plugin plugin={} version={} abi={}.{} projections={} file={}", plugin.name,
+                     plugin.version, plugin.abi_major, plugin.abi_minor, names, plugin.file);
+    }
+    for (const auto& refused : scan.refused) {
+        spdlog::error("refused plugin file={} reason=\"{}\"", refused.file, refused.reason);
+    }
+}
+
+}  // namespace orchestratord::runtime
