@@ -102,6 +102,8 @@ int main(int argc, char** argv) {
     app.add_option("-c,--config", config_path,
                    "configuration file (default: $ORCHESTRATORD_CONFIG, else /etc/orchestratord/orchestratord.yaml)");
     app.require_subcommand(0, 1);
+    // `orchestratord check-config --config X` must work as well as `orchestratord --config X check-config`.
+    app.fallthrough();
 
     app.add_subcommand("run", "run the daemon (the default)");
     auto* check = app.add_subcommand("check-config", "validate and print the effective configuration and its sources");

@@ -12,7 +12,6 @@ struct Unit {
     double nanoseconds;
 };
 
-// Longest names first so "ms" is not read as "m" followed by garbage.
 constexpr Unit kUnits[] = {
     {"ns", 1.0},   {"us", 1e3},       {"\xC2\xB5s", 1e3}, {"\xCE\xBCs", 1e3},
     {"ms", 1e6},   {"s", 1e9},        {"m", 60e9},        {"h", 3600e9},
@@ -61,21 +60,22 @@ DurationParse parse_duration(std::string_view text) {
         if (!any_digit) return fail("expected a number in \"" + std::string(original) + "\"");
         text.remove_prefix(i);
 
-        // The unit.
+        // The unit: every character up to the next digit or dot, as Go reads it.
+        size_t unit_end = 0;
+        while (unit_end < text.size() && !(text[unit_end] >= '0' && text[unit_end] <= '9') && text[unit_end] != '.') {
+            ++unit_end;
+        }
+        const std::string_view unit_text = text.substr(0, unit_end);
         const Unit* unit = nullptr;
         for (const auto& candidate : kUnits) {
-            if (text.starts_with(candidate.name)) {
-                // "m" must not swallow the "m" of "ms".
-                if (candidate.name == "m" && text.starts_with("ms")) continue;
-                unit = &candidate;
-                break;
-            }
+            if (candidate.name == unit_text) unit = &candidate;
         }
         if (unit == nullptr) {
-            if (text.empty()) {
+            if (unit_text.empty()) {
                 return fail("missing unit in \"" + std::string(original) + "\" (use ns, us, ms, s, m or h, e.g. 5s)");
             }
-            return fail("unknown unit in \"" + std::string(original) + "\" (use ns, us, ms, s, m or h)");
+            return fail("unknown unit \"" + std::string(unit_text) + "\" in \"" + std::string(original) +
+                        "\" (use ns, us, ms, s, m or h)");
         }
         text.remove_prefix(unit->name.size());
         total += number * unit->nanoseconds;

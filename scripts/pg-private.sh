@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Starts or stops a private PostgreSQL 15 cluster on a free loopback port.
+#
+#   scripts/pg-private.sh start DIR   # prints "export PGHOST=... PGPORT=... PGUSER=..." lines
+#   scripts/pg-private.sh stop DIR
+#
+# PostgreSQL refuses to run as root, so when called by root the cluster is
+# owned and run by the `postgres` system user (created by the Debian package).
+set -euo pipefail
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+action=${1:?usage: pg-private.sh start|stop DIR}
+dir=${2:?usage: pg-private.sh start|stop DIR}
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+case "$action" in
+  start)
+    mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+      chown postgres:postgres "$dir"
+      if ! runuser -u postgres -- test -w "$dir"; then
+        echo "pg-private: the postgres user cannot write $dir (a parent directory is not searchable)" >&2
+        exit 1
+      fi
+    fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync \
+        >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    port=$(free_port)
+    # Tuned for throwaway use: no fsync, logs in the cluster directory.
+    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; exit 1; }
+    echo "$port" > "$dir/port"
+    echo "export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres"
+    ;;
+  stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null || true
+    fi
+    ;;
+  *)
+    echo "usage: pg-private.sh start|stop DIR" >&2
+    exit 2
+    ;;
+esac

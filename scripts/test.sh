@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, starts a throwaway PostgreSQL on a free
+# port, runs every test (ctest, all labels) and always stops the cluster.
+# Extra arguments go to ctest, e.g. scripts/test.sh -L unit
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" RelWithDebInfo
+
+pg_dir=$(mktemp -d /tmp/orchestratord-test-pg.XXXXXX)
+chmod 755 "$pg_dir"
+cleanup() {
+  "$root/scripts/pg-private.sh" stop "$pg_dir"
+  rm -rf "$pg_dir"
+}
+trap cleanup EXIT
+eval "$("$root/scripts/pg-private.sh" start "$pg_dir")"
+echo "test.sh: throwaway PostgreSQL on 127.0.0.1:$PGPORT"
+
+cd "${BUILD_DIR:-$root/build}"
+ctest --output-on-failure -j2 "$@"

@@ -1,0 +1,238 @@
+#include <catch2/catch.hpp>
+
+#include <orchestratord/plugin_abi.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "plugins/plugin_catalog.hpp"
+#include "plugins/projection_instance.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace orchestratord::plugins;
+using orchestratord::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Copies built plugins into a fresh private directory: each test scans exactly
+// the files it names.
+std::string install(const TempDir& dir, const std::string& from_dir, const std::string& file) {
+    const std::string target = dir.file(file);
+    fs::copy_file(from_dir + "/" + file, target, fs::copy_options::overwrite_existing);
+    ::chmod(target.c_str(), 0755);
+    return target;
+}
+
+std::string sample(const TempDir& dir, const std::string& file) { return install(dir, SAMPLE_PLUGIN_DIR, file); }
+std::string fixture(const TempDir& dir, const std::string& file) { return install(dir, FIXTURE_PLUGIN_DIR, file); }
+
+const RefusedPlugin* refusal(const PluginScan& scan, const std::string& file_name) {
+    for (const auto& refused : scan.refused) {
+        if (fs::path(refused.file).filename() == file_name) return &refused;
+    }
+    return nullptr;
+}
+
+orch_event make_event(int64_t position, const char* type) {
+    static const uint8_t payload[] = {'{', '}'};
+    orch_event event{};
+    event.struct_size = sizeof(orch_event);
+    event.global_position = position;
+    event.bounded_context = "test";
+    event.aggregate_type = "Thing";
+    event.aggregate_id = "thing-1";
+    event.aggregate_version = position;
+    event.event_id = "00000000-0000-0000-0000-000000000001";
+    event.event_type = type;
+    event.event_version = 1;
+    event.payload = payload;
+    event.payload_size = sizeof payload;
+    return event;
+}
+
+}  // namespace
+
+TEST_CASE("a good plugin loads with its projections, modes and scopes", "[plugins]") {
+    TempDir dir;
+    sample(dir, "event_counter.so");
+    sample(dir, "user_directory.so");
+    const PluginScan scan = scan_plugins(dir.path());
+    CHECK_FALSE(scan.directory_error);
+    CHECK(scan.refused.empty());
+    REQUIRE(scan.plugins.size() == 2);
+    const LoadedPlugin& counter = scan.plugins[0];
+    CHECK(counter.name == "event_counter");
+    CHECK(counter.version == "1.0.0");
+    CHECK(counter.abi_major == ORCH_PLUGIN_ABI_MAJOR);
+    REQUIRE(counter.projections.size() == 2);
+    CHECK(counter.projections[0].name == "event_counter");
+    CHECK(counter.projections[0].mode == ProjectionMode::at_least_once);
+    CHECK(counter.projections[1].mode == ProjectionMode::transactional);
+    const LoadedPlugin& users = scan.plugins[1];
+    REQUIRE(users.projections.size() == 1);
+    CHECK(users.projections[0].aggregate_types == std::vector<std::string>{"User"});
+    CHECK(users.projections[0].event_types ==
+          std::vector<std::string>{"UserRegistered", "UserEmailChanged", "UserDeleted"});
+    CHECK(users.projections[0].bounded_contexts.empty());
+    CHECK(scan.find("user_directory") == &users);
+    CHECK(scan.find("user_directory", "event_counter") == nullptr);
+}
+
+TEST_CASE("a plugin built for another ABI major version is refused, naming both versions", "[plugins]") {
+    TempDir dir;
+    fixture(dir, "wrong_abi_major.so");
+    const PluginScan scan = scan_plugins(dir.path());
+    CHECK(scan.plugins.empty());
+    const auto* refused = refusal(scan, "wrong_abi_major.so");
+    REQUIRE(refused != nullptr);
+    CHECK_THAT(refused->file, Catch::EndsWith("wrong_abi_major.so"));
+    CHECK_THAT(refused->reason, Catch::Contains("built for plugin ABI 99.0 but this orchestratord provides ABI 1.0"));
+}
+
+TEST_CASE("a plugin needing a newer ABI minor version is refused", "[plugins]") {
+    TempDir dir;
+    fixture(dir, "newer_abi_minor.so");
+    const PluginScan scan = scan_plugins(dir.path());
+    const auto* refused = refusal(scan, "newer_abi_minor.so");
+    REQUIRE(refused != nullptr);
+    CHECK_THAT(refused->reason, Catch::Contains("needs plugin ABI 1.99 but this orchestratord provides only ABI 1.0"));
+}
+
+TEST_CASE("a shared object without the entry function is refused", "[plugins]") {
+    TempDir dir;
+    fixture(dir, "missing_entry.so");
+    const PluginScan scan = scan_plugins(dir.path());
+    const auto* refused = refusal(scan, "missing_entry.so");
+    REQUIRE(refused != nullptr);
+    CHECK_THAT(refused->reason, Catch::Contains("has no entry function orchestratord_plugin_entry"));
+}
+
+TEST_CASE("a projection name already declared by another plugin refuses the later file", "[plugins]") {
+    TempDir dir;
+    sample(dir, "event_counter.so");
+    fixture(dir, "duplicate_projection.so");  // sorts before event_counter.so
+    const PluginScan scan = scan_plugins(dir.path());
+    REQUIRE(scan.plugins.size() == 1);
+    CHECK(scan.plugins[0].name == "duplicate_projection");
+    const auto* refused = refusal(scan, "event_counter.so");
+    REQUIRE(refused != nullptr);
+    CHECK_THAT(refused->reason, Catch::Contains("projection \"event_counter\" is already declared by"));
+    CHECK_THAT(refused->reason, Catch::Contains("duplicate_projection.so"));
+}
+
+TEST_CASE("plugin files writable by others are refused", "[plugins][security]") {
+    TempDir dir;
+    const std::string file = sample(dir, "event_counter.so");
+    ::chmod(file.c_str(), 0757);
+    auto scan = scan_plugins(dir.path());
+    REQUIRE(refusal(scan, "event_counter.so") != nullptr);
+    CHECK_THAT(refusal(scan, "event_counter.so")->reason, Catch::Contains("is writable by everyone (mode 0757)"));
+    CHECK(scan.plugins.empty());
+
+    ::chmod(file.c_str(), 0775);
+    scan = scan_plugins(dir.path());
+    REQUIRE(refusal(scan, "event_counter.so") != nullptr);
+    CHECK_THAT(refusal(scan, "event_counter.so")->reason, Catch::Contains("writable by its group"));
+
+    ::chmod(file.c_str(), 0755);
+    CHECK(scan_plugins(dir.path()).plugins.size() == 1);
+}
+
+TEST_CASE("a plugins directory writable by others is refused as a whole", "[plugins][security]") {
+    TempDir dir;
+    sample(dir, "event_counter.so");
+    ::chmod(dir.path().c_str(), 0777);
+    const PluginScan scan = scan_plugins(dir.path());
+    REQUIRE(scan.directory_error);
+    CHECK_THAT(*scan.directory_error, Catch::Contains(dir.path()));
+    CHECK_THAT(*scan.directory_error, Catch::Contains("writable by everyone"));
+    CHECK(scan.plugins.empty());
+    ::chmod(dir.path().c_str(), 0700);
+
+    const PluginScan missing = scan_plugins(dir.file("nope"));
+    REQUIRE(missing.directory_error);
+    CHECK_THAT(*missing.directory_error, Catch::Contains("cannot stat"));
+}
+
+TEST_CASE("files that are not .so plugins are refused and the rest still load", "[plugins]") {
+    TempDir dir;
+    sample(dir, "event_counter.so");
+    dir.write("README.txt", "not a plugin");
+    dir.write("garbage.so", "this is not an ELF file");
+    ::chmod(dir.file("garbage.so").c_str(), 0644);
+    fs::create_directory(dir.file("nested"));
+    const PluginScan scan = scan_plugins(dir.path());
+    CHECK(scan.plugins.size() == 1);
+    REQUIRE(refusal(scan, "README.txt") != nullptr);
+    CHECK_THAT(refusal(scan, "README.txt")->reason, Catch::Contains("only *.so files are loaded"));
+    REQUIRE(refusal(scan, "garbage.so") != nullptr);
+    CHECK_THAT(refusal(scan, "garbage.so")->reason, Catch::Contains("cannot be loaded"));
+    REQUIRE(refusal(scan, "nested") != nullptr);
+    CHECK_THAT(refusal(scan, "nested")->reason, Catch::Contains("is a directory"));
+}
+
+TEST_CASE("an exception thrown by a handler becomes an error, not a crash", "[plugins]") {
+    TempDir dir;
+    fixture(dir, "throwing.so");
+    const PluginScan scan = scan_plugins(dir.path());
+    REQUIRE(scan.plugins.size() == 1);
+
+    ProjectionInstance instance(scan.plugins[0], "throwing", "{}", "test");
+    orch_event good = make_event(1, "Fine");
+    orch_event poison = make_event(2, "Poison");
+    CHECK(instance.handle_batch({&good}, nullptr).ok);
+    const CallResult failed = instance.handle_batch({&good, &poison}, nullptr);
+    CHECK_FALSE(failed.ok);
+    CHECK(failed.error == "cannot handle event at position 2");
+    // The instance is still usable afterwards.
+    CHECK(instance.handle_batch({&good}, nullptr).ok);
+
+    ProjectionInstance odd(scan.plugins[0], "throws_non_standard", "{}", "test");
+    const CallResult odd_result = odd.handle_batch({&good}, nullptr);
+    CHECK_FALSE(odd_result.ok);
+    CHECK_THAT(odd_result.error, Catch::Contains("unknown exception"));
+}
+
+TEST_CASE("an exception thrown while creating a projection is reported with the plugin file", "[plugins]") {
+    TempDir dir;
+    fixture(dir, "throwing.so");
+    const PluginScan scan = scan_plugins(dir.path());
+    REQUIRE(scan.plugins.size() == 1);
+    try {
+        ProjectionInstance instance(scan.plugins[0], "throwing", R"({"fail_create":true})", "test");
+        FAIL("create must fail");
+    } catch (const std::runtime_error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("could not be created: refusing to start: fail_create is set"));
+        CHECK_THAT(e.what(), Catch::Contains("throwing.so"));
+    }
+    CHECK_THROWS_WITH(ProjectionInstance(scan.plugins[0], "nonexistent", "{}", "test"),
+                      Catch::Contains("does not declare projection \"nonexistent\""));
+}
+
+TEST_CASE("a projection's bad config is an error from create, naming the key", "[plugins]") {
+    TempDir dir;
+    sample(dir, "event_counter.so");
+    const PluginScan scan = scan_plugins(dir.path());
+    REQUIRE(scan.plugins.size() == 1);
+    CHECK_THROWS_WITH(ProjectionInstance(scan.plugins[0], "event_counter", R"({"log_every":0})", "test"),
+                      Catch::Contains("config.log_every must be positive"));
+    CHECK_THROWS_WITH(ProjectionInstance(scan.plugins[0], "event_counter_table", R"({"table":"x; drop"})", "test"),
+                      Catch::Contains("config.table"));
+}
+
+TEST_CASE("the library stays loaded while a projection instance made from it lives", "[plugins]") {
+    TempDir dir;
+    sample(dir, "event_counter.so");
+    std::unique_ptr<ProjectionInstance> instance;
+    {
+        const PluginScan scan = scan_plugins(dir.path());
+        REQUIRE(scan.plugins.size() == 1);
+        instance = std::make_unique<ProjectionInstance>(scan.plugins[0], "event_counter", "{}", "test");
+    }  // the scan, and its reference to the library, are gone here
+    orch_event event = make_event(1, "Anything");
+    // Calling into the plugin would crash if the library had been unloaded.
+    CHECK(instance->handle_batch({&event}, nullptr).ok);
+    CHECK(instance->reset(nullptr).ok);
+    instance.reset();
+}
