@@ -64,9 +64,10 @@ public:
         asio::co_spawn(io_, handle_signals(), asio::detached);
         if (auto period = notifier_.watchdog_period()) asio::co_spawn(io_, ping_watchdog(*period), asio::detached);
 
+        // Log first, then tell systemd: whoever waits for READY=1 finds the line.
         const std::string status = describe(config_, projections_);
-        notifier_.ready(status);
         spdlog::info("ready; {}", status);
+        notifier_.ready(status);
         io_.run();
         spdlog::info("stopped");
         return kExitOk;
@@ -119,6 +120,7 @@ private:
         } catch (const config::ConfigError& e) {
             for (const auto& problem : e.problems()) spdlog::error("reload refused: {}", problem);
             spdlog::error("keeping the running configuration");
+            spdlog::default_logger()->flush();
             notifier_.ready(describe(config_, projections_));
             return;
         }
@@ -163,8 +165,8 @@ private:
 
         rescan_plugins();
         const std::string status = describe(config_, projections_);
-        notifier_.ready(status);
         spdlog::info("reload done; {}", status);
+        notifier_.ready(status);
     }
 
     void rescan_plugins() {
