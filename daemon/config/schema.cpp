@@ -93,14 +93,14 @@ const std::array kProjectionKeys = {
 using O = OnErrorConfig;
 const std::array kOnErrorKeys = {
     KeySpec<O>{"policy", KeyType::choice, "pause", "",
-               "after the last attempt: pause the projection at the event, or dead-letter it and go on", true,
+               "after the last attempt: pause the projection at the event, or dead-letter it and go on", false,
                &O::policy, "pause|dead-letter"},
-    KeySpec<O>{"max_attempts", KeyType::integer, "5", "", "attempts before the policy applies", true,
+    KeySpec<O>{"max_attempts", KeyType::integer, "5", "", "attempts before the policy applies", false,
                &O::max_attempts, {}, 1, 1000, "MaxAttempts must be between 1 and 1000"},
     KeySpec<O>{"initial_backoff", KeyType::duration, "1s", "", "wait after the first failure (doubles each time)",
-               true, &O::initial_backoff, {}, 0, std::numeric_limits<int64_t>::max(),
+               false, &O::initial_backoff, {}, 0, std::numeric_limits<int64_t>::max(),
                "InitialBackoff must not be negative"},
-    KeySpec<O>{"max_backoff", KeyType::duration, "1m", "", "longest wait between attempts", true, &O::max_backoff,
+    KeySpec<O>{"max_backoff", KeyType::duration, "1m", "", "longest wait between attempts", false, &O::max_backoff,
                {}, 0, std::numeric_limits<int64_t>::max(), "MaxBackoff must not be negative"},
 };
 

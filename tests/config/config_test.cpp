@@ -405,3 +405,20 @@ TEST_CASE("the key reference is generated from the key tables", "[config]") {
     CHECK_THAT(markdown, Catch::Contains("| `database.url` |"));
     CHECK_THAT(markdown, Catch::Contains("| `high-throughput` | 10s | 45s | 90s | 1000 |"));
 }
+
+TEST_CASE("docs/configuration.md carries the current key reference", "[config][docs]") {
+    const std::string doc = orchestratord::test::read_file(ORCHESTRATORD_SOURCE_DIR "/docs/configuration.md");
+    const std::string keys = describe_keys_markdown();
+    INFO("regenerate the end of docs/configuration.md with `orchestratord check-config --keys`");
+    REQUIRE(doc.size() >= keys.size());
+    CHECK(doc.substr(doc.size() - keys.size()) == keys);
+}
+
+TEST_CASE("the annotated example config/orchestratord.yaml is valid", "[config][docs]") {
+    LoadOptions options;
+    options.file = ORCHESTRATORD_SOURCE_DIR "/config/orchestratord.yaml";
+    const Config config = load_config(options);
+    REQUIRE(config.replica_sets.size() == 1);
+    CHECK(config.replica_sets[0].projections.size() == 2);
+    CHECK(config.warnings.empty());
+}

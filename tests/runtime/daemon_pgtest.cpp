@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <filesystem>
 
 #include "support/child_process.hpp"
 #include "support/notify_socket.hpp"
@@ -108,6 +109,28 @@ TEST_CASE("SIGHUP re-reads the configuration and says what changed", "[daemon][r
     const auto status = daemon.process->wait(5s);
     REQUIRE(status);
     CHECK(status->code == 0);
+}
+
+TEST_CASE("SIGHUP rescans the plugins directory and reports new and refused plugins", "[daemon][reload]") {
+    TempDir plugins;
+    std::filesystem::copy_file(SAMPLE_PLUGIN_DIR "/event_counter.so", plugins.file("event_counter.so"));
+    RunningDaemon daemon(std::map<std::string, std::optional<std::string>>{
+        {"ORCHESTRATORD_PLUGINS_DIRECTORY", plugins.path()}});
+    REQUIRE(daemon.notify.wait_for("READY=1", 15s));
+
+    // Drop a new plugin in (copy, then rename into place, as documented) and a broken one.
+    std::filesystem::copy_file(SAMPLE_PLUGIN_DIR "/user_directory.so", plugins.file(".user_directory.so.tmp"));
+    std::filesystem::rename(plugins.file(".user_directory.so.tmp"), plugins.file("user_directory.so"));
+    std::filesystem::copy_file(FIXTURE_PLUGIN_DIR "/wrong_abi_major.so", plugins.file("wrong_abi_major.so"));
+    daemon.process->signal(SIGHUP);
+    REQUIRE(daemon.notify.wait_for("RELOADING=1", 5s));
+    REQUIRE(daemon.notify.wait_for("READY=1", 5s));
+    const std::string log = daemon.process->output();
+    INFO(log);
+    CHECK_THAT(log, Catch::Contains("new plugin plugin=user_directory version=1.0.0"));
+    CHECK_THAT(log, Catch::Contains("refused plugin file=" + plugins.file("wrong_abi_major.so")));
+    CHECK_THAT(log, Catch::Contains("built for plugin ABI 99.0"));
+    CHECK_FALSE(daemon.process->wait(0ms));  // still running
 }
 
 TEST_CASE("the watchdog is pinged from the event loop when systemd asks for it", "[daemon][watchdog]") {
