@@ -5,6 +5,8 @@
 
 #include <csignal>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "support/child_process.hpp"
 #include "support/notify_socket.hpp"
@@ -131,6 +133,27 @@ TEST_CASE("SIGHUP rescans the plugins directory and reports new and refused plug
     CHECK_THAT(log, Catch::Contains("refused plugin file=" + plugins.file("wrong_abi_major.so")));
     CHECK_THAT(log, Catch::Contains("built for plugin ABI 99.0"));
     CHECK_FALSE(daemon.process->wait(0ms));  // still running
+}
+
+TEST_CASE("logging.format json writes one JSON object per line", "[daemon][logging]") {
+    RunningDaemon daemon(std::map<std::string, std::optional<std::string>>{{"ORCHESTRATORD_LOGGING_FORMAT", "json"}});
+    REQUIRE(daemon.notify.wait_for("READY=1", 15s));
+    daemon.process->signal(SIGTERM);
+    REQUIRE(daemon.process->wait(5s));
+    std::istringstream lines(daemon.process->output());
+    std::string line;
+    int parsed = 0;
+    bool saw_ready = false;
+    while (std::getline(lines, line)) {
+        INFO(line);
+        const auto object = nlohmann::json::parse(line);  // throws, failing the test, on a non-JSON line
+        CHECK(object.contains("ts"));
+        CHECK(object.contains("level"));
+        saw_ready = saw_ready || object.at("msg").get<std::string>().starts_with("ready;");
+        ++parsed;
+    }
+    CHECK(parsed >= 4);
+    CHECK(saw_ready);
 }
 
 TEST_CASE("the watchdog is pinged from the event loop when systemd asks for it", "[daemon][watchdog]") {
