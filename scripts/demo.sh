@@ -78,6 +78,9 @@ echo "demo: plugins found"
 echo "demo: effective configuration (password masked, source of each value on the right)"
 "$bin" check-config --config "$demo/orchestratord.yaml"
 
+echo "demo: migrating (event store tables when absent, orchestratord's tables, NOTIFY trigger)"
+"$bin" migrate --config "$demo/orchestratord.yaml" --with-notify-trigger
+
 echo "demo: starting orchestratord (Ctrl-C to stop)"
 "$bin" --config "$demo/orchestratord.yaml" &
 daemon_pid=$!

@@ -5,8 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "config/loader.hpp"
+#include "pg/blocking_connection.hpp"
 #include "plugins/plugin_catalog.hpp"
 #include "runtime/daemon.hpp"
+#include "store/event_store_check.hpp"
+#include "store/migrations.hpp"
 
 namespace orchestratord::cli {
 namespace {
@@ -93,6 +96,32 @@ int list_plugins(const config::LoadOptions& options, std::string directory, bool
     return scan.directory_error || !scan.refused.empty() ? 1 : 0;
 }
 
+int run_migrate(const config::LoadOptions& options, bool print_only, bool with_trigger) {
+    config::Config config;
+    try {
+        config = config::load_config(options);
+    } catch (const config::ConfigError& e) {
+        std::cerr << e.what() << "\n";
+        return 1;
+    }
+    if (print_only) {
+        std::cout << store::migration_script(config.event_store, with_trigger);
+        return 0;
+    }
+    try {
+        pg::BlockingConnection connection(config.database.url);
+        const auto report = store::migrate(connection, config.event_store, with_trigger);
+        if (report.applied.empty()) std::cout << "schema " << config.event_store.schema << " is up to date\n";
+        for (const auto& applied : report.applied) std::cout << "applied " << applied << "\n";
+        const auto problems = store::event_store_problems(connection, config.event_store);
+        for (const auto& problem : problems) std::cerr << "error: " << problem << "\n";
+        return problems.empty() ? 0 : 1;
+    } catch (const std::exception& e) {
+        std::cerr << "migrate failed: " << e.what() << "\n";
+        return 1;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,6 +147,13 @@ int main(int argc, char** argv) {
     list->add_option("--directory", directory, "plugins directory (default: plugins.directory from the configuration)");
     list->add_flag("--json", json, "print JSON");
 
+    auto* migrate = app.add_subcommand("migrate", "create the event store (when absent) and orchestratord's tables");
+    bool print_only = false;
+    bool with_trigger = false;
+    migrate->add_flag("--print", print_only, "print the SQL instead of running it");
+    migrate->add_flag("--with-notify-trigger", with_trigger,
+                      "also install a statement-level NOTIFY trigger on the events table (faster wake-ups)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -127,6 +163,7 @@ int main(int argc, char** argv) {
     const config::LoadOptions options = config::resolve_load_options(config_path, config::process_environment());
     if (check->parsed()) return check_config(options, keys_only);
     if (list->parsed()) return list_plugins(options, directory, json);
+    if (migrate->parsed()) return run_migrate(options, print_only, with_trigger);
     return runtime::run_daemon(options);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// The command line: `orchestratord [run]`, `check-config`, `plugins list`, `version`.
+// The command line: `orchestratord [run]`, `check-config`, `migrate`, `plugins list`.
 
 namespace orchestratord::cli {
 

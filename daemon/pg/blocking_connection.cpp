@@ -1,6 +1,9 @@
 #include "pg/blocking_connection.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
+
+#include <chrono>
 
 #include "pg/conninfo.hpp"
 
@@ -48,6 +51,34 @@ BlockingConnection::BlockingConnection(const std::string& conninfo, int connect_
 BlockingConnection::~BlockingConnection() = default;
 
 int BlockingConnection::server_version() const { return PQserverVersion(handle_->conn); }
+
+void BlockingConnection::exec_script(const std::string& sql, const std::string& purpose) {
+    std::unique_ptr<PGresult, ResultDeleter> result(PQexec(handle_->conn, sql.c_str()));
+    if (!result) throw Error(purpose, "", trimmed(PQerrorMessage(handle_->conn)));
+    const ExecStatusType status = PQresultStatus(result.get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        const char* sqlstate = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+        throw Error(purpose, sqlstate != nullptr ? sqlstate : "", trimmed(PQresultErrorMessage(result.get())));
+    }
+}
+
+std::optional<std::string> BlockingConnection::wait_for_notification(int timeout_ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        if (PQconsumeInput(handle_->conn) == 0) {
+            throw Error("wait for a notification", "", trimmed(PQerrorMessage(handle_->conn)));
+        }
+        if (PGnotify* notify = PQnotifies(handle_->conn)) {
+            std::string channel = notify->relname;
+            PQfreemem(notify);
+            return channel;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return std::nullopt;
+        pollfd wanted{PQsocket(handle_->conn), POLLIN, 0};
+        ::poll(&wanted, 1, static_cast<int>(left.count()));
+    }
+}
 
 Rows BlockingConnection::exec(const std::string& sql, const Params& params, const std::string& purpose) {
     std::vector<const char*> values;

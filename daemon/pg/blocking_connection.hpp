@@ -3,6 +3,7 @@
 // CLI subcommands, and tests. The daemon's event path uses the asynchronous
 // connection on the Asio loop instead.
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "pg/error.hpp"
@@ -21,7 +22,13 @@ public:
 
     // Runs one parameterised statement; throws pg::Error naming `purpose`.
     Rows exec(const std::string& sql, const Params& params = {}, const std::string& purpose = "run statement");
+    // Runs a script of several statements without parameters (simple query
+    // protocol); for migrations only, never for values from outside.
+    void exec_script(const std::string& sql, const std::string& purpose);
     int server_version() const;
+    // Waits up to timeout_ms for a NOTIFY on a channel this connection LISTENs
+    // to; returns the channel name, or nullopt on timeout.
+    std::optional<std::string> wait_for_notification(int timeout_ms);
 
 private:
     struct Handle;

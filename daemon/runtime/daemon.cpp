@@ -18,6 +18,7 @@
 #include "pg/conninfo.hpp"
 #include "plugins/plugin_catalog.hpp"
 #include "runtime/projection_set.hpp"
+#include "store/event_store_check.hpp"
 #include "systemd/service_notifier.hpp"
 
 namespace orchestratord::runtime {
@@ -48,6 +49,9 @@ public:
             spdlog::info("connected to PostgreSQL server_version={} database={} user={} url={}",
                          connection.server_version(), rows.at(0, 0).value_or(""), rows.at(0, 1).value_or(""),
                          pg::mask_conninfo(config_.database.url));
+            const auto problems = store::event_store_problems(connection, config_.event_store);
+            for (const auto& problem : problems) spdlog::critical("cannot start: {}", problem);
+            if (!problems.empty()) return kExitStartupFailed;
         } catch (const std::exception& e) {
             spdlog::critical("cannot start: {}", e.what());
             return kExitStartupFailed;

@@ -36,6 +36,14 @@ std::string config_yaml(const std::string& level, int batch_size) {
            "        config: {log_every: 10}\n";
 }
 
+// The daemon refuses to start without the event store: create it (migrate is
+// idempotent and safe when several test processes run it at once).
+void migrate(const std::string& config_file) {
+    const auto result = run_command({ORCHESTRATORD_BIN, "migrate", "--config", config_file});
+    INFO(result.output);
+    REQUIRE(result.status.code == 0);
+}
+
 // A daemon started with its config file and a fake systemd socket.
 struct RunningDaemon {
     TempDir dir;
@@ -44,6 +52,7 @@ struct RunningDaemon {
     std::unique_ptr<ChildProcess> process;
 
     explicit RunningDaemon(std::map<std::string, std::optional<std::string>> env = {}) {
+        migrate(config_file);
         env.emplace("NOTIFY_SOCKET", notify.path());
         env.emplace("DATABASE_URL", std::nullopt);
         env.emplace("REPLICA_SET", std::nullopt);
@@ -199,6 +208,7 @@ TEST_CASE("a configured projection that no plugin declares stops startup with it
                                                                  "'}\nplugins: {directory: " SAMPLE_PLUGIN_DIR
                                                                  "}\nreplica_sets:\n  - name: missing\n"
                                                                  "    projections: [{name: no_such_projection}]\n");
+    migrate(file);
     const auto result = run_command({ORCHESTRATORD_BIN, "--config", file});
     INFO(result.output);
     CHECK(result.status.code == 1);

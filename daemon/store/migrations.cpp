@@ -1,0 +1,247 @@
+#include "store/migrations.hpp"
+
+#include <set>
+
+#include "pg/blocking_connection.hpp"
+
+namespace orchestratord::store {
+
+std::string quote_identifier(const std::string& name) {
+    std::string quoted = "\"";
+    for (char c : name) {
+        if (c == '"') quoted += '"';
+        quoted += c;
+    }
+    return quoted + "\"";
+}
+
+std::string qualified(const config::EventStoreConfig& store, const std::string& table) {
+    return quote_identifier(store.schema) + "." + quote_identifier(table);
+}
+
+std::string events_channel(const config::EventStoreConfig& store) {
+    return "orchestratord_events_" + store.schema + "_" + store.events_table;
+}
+
+namespace {
+
+std::string own(const config::EventStoreConfig& store, const char* table) {
+    return qualified(store, std::string("orchestratord_") + table);
+}
+
+}  // namespace
+
+std::vector<Migration> migrations(const config::EventStoreConfig& store) {
+    const std::string events = qualified(store, store.events_table);
+    std::vector<Migration> list;
+
+    // Version 1: the pupsourcing event store, exactly as the Go library creates
+    // it. IF NOT EXISTS: an existing event store is read as it is, never altered.
+    list.push_back({1, "pupsourcing event store tables (created only when absent)",
+                    "CREATE TABLE IF NOT EXISTS " + events +
+                        " (\n"
+                        "    global_position BIGSERIAL PRIMARY KEY,\n"
+                        "    bounded_context TEXT NOT NULL,\n"
+                        "    aggregate_type TEXT NOT NULL,\n"
+                        "    aggregate_id TEXT NOT NULL,\n"
+                        "    aggregate_version BIGINT NOT NULL,\n"
+                        "    event_id UUID NOT NULL UNIQUE,\n"
+                        "    event_type TEXT NOT NULL,\n"
+                        "    event_version INT NOT NULL DEFAULT 1,\n"
+                        "    payload BYTEA NOT NULL,\n"
+                        "    trace_id TEXT NULL,\n"
+                        "    correlation_id TEXT NULL,\n"
+                        "    causation_id TEXT NULL,\n"
+                        "    metadata JSONB NULL,\n"
+                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    UNIQUE (bounded_context, aggregate_type, aggregate_id, aggregate_version)\n"
+                        ");\n"
+                        "CREATE INDEX IF NOT EXISTS " +
+                        quote_identifier(store.events_table + "_event_type_global_position_idx") + " ON " + events +
+                        " (event_type, global_position);\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        qualified(store, store.aggregate_heads_table) +
+                        " (\n"
+                        "    bounded_context TEXT NOT NULL,\n"
+                        "    aggregate_type TEXT NOT NULL,\n"
+                        "    aggregate_id TEXT NOT NULL,\n"
+                        "    aggregate_version BIGINT NOT NULL,\n"
+                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    PRIMARY KEY (bounded_context, aggregate_type, aggregate_id)\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        qualified(store, store.checkpoints_table) +
+                        " (\n"
+                        "    projection_name TEXT PRIMARY KEY,\n"
+                        "    last_global_position BIGINT NOT NULL DEFAULT 0,\n"
+                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
+                        ");\n"});
+
+    // Version 2: orchestratord's own coordination and checkpoint tables, all
+    // keyed by replica set (docs/design.md explains each).
+    list.push_back({2, "orchestratord coordination, checkpoint and dead-letter tables",
+                    "CREATE TABLE IF NOT EXISTS " + own(store, "replica_sets") +
+                        " (\n"
+                        "    name TEXT PRIMARY KEY,\n"
+                        "    slices INT NOT NULL CHECK (slices > 0),\n"
+                        "    generation BIGINT NOT NULL DEFAULT 0,\n"
+                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        own(store, "workers") +
+                        " (\n"
+                        "    replica_set TEXT NOT NULL REFERENCES " +
+                        own(store, "replica_sets") +
+                        " (name) ON DELETE CASCADE,\n"
+                        "    id UUID NOT NULL,\n"
+                        "    host TEXT NOT NULL,\n"
+                        "    pid INT NOT NULL,\n"
+                        "    version TEXT NOT NULL,\n"
+                        "    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    last_heartbeat TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    PRIMARY KEY (replica_set, id)\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        own(store, "generations") +
+                        " (\n"
+                        "    replica_set TEXT NOT NULL REFERENCES " +
+                        own(store, "replica_sets") +
+                        " (name) ON DELETE CASCADE,\n"
+                        "    number BIGINT NOT NULL,\n"
+                        "    members UUID[] NOT NULL,\n"
+                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    PRIMARY KEY (replica_set, number)\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        own(store, "slices") +
+                        " (\n"
+                        "    replica_set TEXT NOT NULL REFERENCES " +
+                        own(store, "replica_sets") +
+                        " (name) ON DELETE CASCADE,\n"
+                        "    slice INT NOT NULL,\n"
+                        "    owner UUID NULL,\n"
+                        "    epoch BIGINT NOT NULL DEFAULT 0,\n"
+                        "    target_owner UUID NULL,\n"
+                        "    PRIMARY KEY (replica_set, slice)\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        own(store, "slice_history") +
+                        " (\n"
+                        "    replica_set TEXT NOT NULL,\n"
+                        "    slice INT NOT NULL,\n"
+                        "    epoch BIGINT NOT NULL,\n"
+                        "    owner UUID NOT NULL,\n"
+                        "    acquired_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    released_at TIMESTAMPTZ NULL,\n"
+                        "    PRIMARY KEY (replica_set, slice, epoch)\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        own(store, "checkpoints") +
+                        " (\n"
+                        "    replica_set TEXT NOT NULL,\n"
+                        "    projection TEXT NOT NULL,\n"
+                        "    slice INT NOT NULL,\n"
+                        "    position BIGINT NOT NULL DEFAULT 0,\n"
+                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    PRIMARY KEY (replica_set, projection, slice)\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        own(store, "projection_state") +
+                        " (\n"
+                        "    replica_set TEXT NOT NULL,\n"
+                        "    projection TEXT NOT NULL,\n"
+                        "    state TEXT NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused', 'resetting')),\n"
+                        "    reason TEXT NULL,\n"
+                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    PRIMARY KEY (replica_set, projection)\n"
+                        ");\n"
+                        "CREATE TABLE IF NOT EXISTS " +
+                        own(store, "dead_letters") +
+                        " (\n"
+                        "    id BIGSERIAL PRIMARY KEY,\n"
+                        "    replica_set TEXT NOT NULL,\n"
+                        "    projection TEXT NOT NULL,\n"
+                        "    slice INT NOT NULL,\n"
+                        "    global_position BIGINT NOT NULL,\n"
+                        "    event_id UUID NOT NULL,\n"
+                        "    error TEXT NOT NULL,\n"
+                        "    attempts INT NOT NULL,\n"
+                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+                        "    UNIQUE (replica_set, projection, event_id)\n"
+                        ");\n"});
+    return list;
+}
+
+Migration notify_trigger(const config::EventStoreConfig& store) {
+    const std::string function = own(store, std::string("notify_" + store.events_table).c_str());
+    const std::string trigger = quote_identifier("orchestratord_notify_" + store.events_table);
+    const std::string channel = events_channel(store);
+    // Statement level: one NOTIFY per inserting statement, not per row, and
+    // PostgreSQL folds identical notifications within a transaction.
+    return {1000, "statement-level NOTIFY trigger on the events table (optional)",
+            "CREATE OR REPLACE FUNCTION " + function +
+                "() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                "BEGIN\n"
+                "    PERFORM pg_notify('" + channel + "', '');\n"
+                "    RETURN NULL;\n"
+                "END\n"
+                "$$;\n"
+                "DROP TRIGGER IF EXISTS " + trigger + " ON " + qualified(store, store.events_table) + ";\n"
+                "CREATE TRIGGER " + trigger + " AFTER INSERT ON " + qualified(store, store.events_table) +
+                " FOR EACH STATEMENT EXECUTE FUNCTION " + function + "();\n"};
+}
+
+std::string migration_script(const config::EventStoreConfig& store, bool with_notify_trigger) {
+    std::string script = "-- orchestratord migrations for schema " + store.schema + "\nBEGIN;\n";
+    script += "CREATE SCHEMA IF NOT EXISTS " + quote_identifier(store.schema) + ";\n";
+    auto all = migrations(store);
+    if (with_notify_trigger) all.push_back(notify_trigger(store));
+    for (const auto& migration : all) {
+        script += "\n-- " + std::to_string(migration.version) + ": " + migration.description + "\n" + migration.sql;
+    }
+    return script + "\nCOMMIT;\n";
+}
+
+MigrationReport migrate(pg::BlockingConnection& connection, const config::EventStoreConfig& store,
+                        bool with_notify_trigger) {
+    MigrationReport report;
+    const std::string ledger = own(store, "schema_migrations");
+    connection.exec("BEGIN", {}, "start the migration transaction");
+    try {
+        // Concurrent runs queue here, so every CREATE below runs once.
+        connection.exec("SELECT pg_advisory_xact_lock(hashtext('orchestratord.migrate.' || $1))", {store.schema},
+                        "take the migration lock");
+        connection.exec("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(store.schema), {}, "create the schema");
+        connection.exec("CREATE TABLE IF NOT EXISTS " + ledger +
+                            " (version INT PRIMARY KEY, description TEXT NOT NULL, "
+                            "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                        {}, "create the migration ledger");
+        std::set<int> applied;
+        const auto rows = connection.exec("SELECT version FROM " + ledger, {}, "read the migration ledger");
+        for (int64_t row = 0; row < rows.rows; ++row) applied.insert(std::stoi(*rows.at(row, 0)));
+
+        auto all = migrations(store);
+        if (with_notify_trigger) all.push_back(notify_trigger(store));
+        for (const auto& migration : all) {
+            if (applied.contains(migration.version)) continue;
+            const std::string purpose = "apply migration " + std::to_string(migration.version) + " (" +
+                                        migration.description + ")";
+            connection.exec_script(migration.sql, purpose);
+            connection.exec("INSERT INTO " + ledger + " (version, description) VALUES ($1, $2)",
+                            {std::to_string(migration.version), migration.description}, purpose);
+            report.applied.push_back(std::to_string(migration.version) + ": " + migration.description);
+            if (migration.version == 1000) report.trigger_installed = true;
+        }
+        connection.exec("COMMIT", {}, "commit the migrations");
+    } catch (...) {
+        try {
+            connection.exec("ROLLBACK", {}, "roll back the migrations");
+        } catch (...) {
+            // The original error is the one worth reporting.
+        }
+        throw;
+    }
+    return report;
+}
+
+}  // namespace orchestratord::store
