@@ -1,0 +1,181 @@
+// `orchestratord migrate` and the events table checks against a real PostgreSQL.
+// Each test works in its own schema so tests can run in parallel.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <memory>
+
+#include "config/config.hpp"
+#include "pg/blocking_connection.hpp"
+#include "store/event_store_check.hpp"
+#include "store/migrations.hpp"
+#include "support/child_process.hpp"
+#include "support/pg_env.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace orchestratord;
+using namespace orchestratord::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A fresh schema, dropped afterwards.
+struct Schema {
+    std::string name;
+    pg::BlockingConnection connection{pg_url()};
+    config::EventStoreConfig store;
+
+    explicit Schema(const std::string& label) : name(label + "_" + std::to_string(::getpid())) {
+        connection.exec("DROP SCHEMA IF EXISTS " + store::quote_identifier(name) + " CASCADE");
+        store = {name, "events", "aggregate_heads", "projection_checkpoints"};
+    }
+    ~Schema() {
+        try {
+            connection.exec("DROP SCHEMA IF EXISTS " + store::quote_identifier(name) + " CASCADE");
+        } catch (...) {
+        }
+    }
+    std::string config_file(const TempDir& dir) const {
+        return dir.write("orchestratord.yaml", "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + name +
+                                                   "}\nreplica_sets: [{name: migrate-test}]\n");
+    }
+    int64_t count(const std::string& sql) { return std::stoll(*connection.exec(sql).at(0, 0)); }
+};
+
+}  // namespace
+
+TEST_CASE("migrate creates the event store and orchestratord's tables, and a second run changes nothing", "[migrate]") {
+    Schema schema("mig_twice");
+    TempDir dir;
+    const std::string file = schema.config_file(dir);
+    const auto first = run_command({ORCHESTRATORD_BIN, "migrate", "--config", file});
+    INFO(first.output);
+    REQUIRE(first.status.code == 0);
+    CHECK_THAT(first.output, Catch::Contains("applied 1: pupsourcing event store tables"));
+    CHECK_THAT(first.output, Catch::Contains("applied 2: orchestratord coordination"));
+    for (const char* table : {"events", "aggregate_heads", "projection_checkpoints", "orchestratord_replica_sets",
+                              "orchestratord_workers", "orchestratord_generations", "orchestratord_slices",
+                              "orchestratord_slice_history", "orchestratord_checkpoints",
+                              "orchestratord_projection_state", "orchestratord_dead_letters"}) {
+        INFO(table);
+        CHECK(schema.connection.exec("SELECT to_regclass($1) IS NOT NULL", {schema.name + "." + table}).at(0, 0) == "t");
+    }
+    CHECK(store::event_store_problems(schema.connection, schema.store).empty());
+
+    const auto second = run_command({ORCHESTRATORD_BIN, "migrate", "--config", file});
+    CHECK(second.status.code == 0);
+    CHECK_THAT(second.output, Catch::Contains("is up to date"));
+    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 2);
+}
+
+TEST_CASE("concurrent migrate runs are safe and apply each migration once", "[migrate]") {
+    Schema schema("mig_concurrent");
+    TempDir dir;
+    const std::string file = schema.config_file(dir);
+    std::vector<std::unique_ptr<ChildProcess>> runs;
+    for (int i = 0; i < 4; ++i) {
+        runs.push_back(std::make_unique<ChildProcess>(
+            std::vector<std::string>{ORCHESTRATORD_BIN, "migrate", "--config", file, "--with-notify-trigger"},
+            std::map<std::string, std::optional<std::string>>{}, dir.file("run" + std::to_string(i) + ".log")));
+    }
+    for (auto& run : runs) {
+        const auto status = run->wait(60s);
+        INFO(run->output());
+        REQUIRE(status);
+        CHECK(status->code == 0);
+    }
+    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 3);
+    CHECK(schema.count("SELECT count(DISTINCT version) FROM " + schema.name + ".orchestratord_schema_migrations") == 3);
+}
+
+TEST_CASE("migrate never alters an existing events table", "[migrate]") {
+    Schema schema("mig_existing");
+    schema.connection.exec("CREATE SCHEMA " + schema.name);
+    // An existing event store with one extra column of the application's own.
+    schema.connection.exec_script(
+        "CREATE TABLE " + schema.name +
+            ".events (global_position BIGSERIAL PRIMARY KEY, bounded_context TEXT NOT NULL, aggregate_type TEXT NOT NULL,"
+            " aggregate_id TEXT NOT NULL, aggregate_version BIGINT NOT NULL, event_id UUID NOT NULL UNIQUE,"
+            " event_type TEXT NOT NULL, event_version INT NOT NULL, payload BYTEA NOT NULL, trace_id TEXT,"
+            " correlation_id TEXT, causation_id TEXT, metadata JSONB, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+            " tenant TEXT);",
+        "create a pre-existing events table");
+    TempDir dir;
+    const auto result = run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir)});
+    INFO(result.output);
+    CHECK(result.status.code == 0);
+    CHECK(schema.count("SELECT count(*) FROM pg_attribute WHERE attrelid = '" + schema.name +
+                       ".events'::regclass AND attname = 'tenant'") == 1);
+    CHECK(store::event_store_problems(schema.connection, schema.store).empty());
+}
+
+TEST_CASE("migrate --print shows quoted SQL without touching the database", "[migrate]") {
+    TempDir dir;
+    const std::string file = dir.write("orchestratord.yaml",
+                                       "database: {url: 'postgresql://nobody@127.0.0.1:1/none'}\n"
+                                       "event_store: {schema: Store_1, events_table: MyEvents}\n"
+                                       "replica_sets: [{name: print}]\n");
+    const auto result = run_command({ORCHESTRATORD_BIN, "migrate", "--config", file, "--print", "--with-notify-trigger"});
+    INFO(result.output);
+    CHECK(result.status.code == 0);
+    CHECK_THAT(result.output, Catch::Contains("CREATE TABLE IF NOT EXISTS \"Store_1\".\"MyEvents\""));
+    CHECK_THAT(result.output, Catch::Contains("CREATE SCHEMA IF NOT EXISTS \"Store_1\""));
+    CHECK_THAT(result.output, Catch::Contains("FOR EACH STATEMENT"));
+}
+
+TEST_CASE("the NOTIFY trigger wakes listeners once per inserting statement", "[migrate][notify]") {
+    Schema schema("mig_notify");
+    TempDir dir;
+    REQUIRE(run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir), "--with-notify-trigger"})
+                .status.code == 0);
+    pg::BlockingConnection listener(pg_url());
+    const std::string channel = store::events_channel(schema.store);
+    listener.exec("LISTEN " + store::quote_identifier(channel));
+    schema.connection.exec("INSERT INTO " + schema.name +
+                           ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id,"
+                           " event_type, payload) SELECT 'c', 'A', 'a' || g, 1, gen_random_uuid(), 'T', '\\x00'"
+                           " FROM generate_series(1, 3) g");
+    const auto notified = listener.wait_for_notification(5000);
+    REQUIRE(notified);
+    CHECK(*notified == channel);
+    CHECK_FALSE(listener.wait_for_notification(200));  // one statement, one notification
+}
+
+TEST_CASE("a missing or wrong events table is refused with what to do", "[migrate][check]") {
+    Schema schema("mig_wrong");
+    auto problems = [&] {
+        std::string all;
+        for (const auto& problem : store::event_store_problems(schema.connection, schema.store)) all += problem + "\n";
+        return all;
+    };
+    schema.connection.exec("CREATE SCHEMA " + schema.name);
+    CHECK_THAT(problems(), Catch::Contains("events table " + schema.name +
+                                           ".events does not exist; run `orchestratord migrate`"));
+
+    schema.connection.exec("CREATE TABLE " + schema.name +
+                           ".events (global_position BIGSERIAL PRIMARY KEY, aggregate_id INT, payload TEXT)");
+    const std::string wrong = problems();
+    CHECK_THAT(wrong, Catch::Contains("has no column event_id (uuid)"));
+    CHECK_THAT(wrong, Catch::Contains("column aggregate_id is integer, expected text"));
+    CHECK_THAT(wrong, Catch::Contains("column payload is text, expected bytea"));
+
+    // The daemon refuses to start on it, with the same sentences.
+    TempDir dir;
+    const auto result = run_command({ORCHESTRATORD_BIN, "--config", schema.config_file(dir)},
+                                    {{"ORCHESTRATORD_PLUGINS_DIRECTORY", SAMPLE_PLUGIN_DIR}});
+    INFO(result.output);
+    CHECK(result.status.code == 1);
+    CHECK_THAT(result.output, Catch::Contains("cannot start: events table " + schema.name + ".events has no column"));
+}
+
+TEST_CASE("an events sequence with CACHE > 1 is refused with the fix", "[migrate][check]") {
+    Schema schema("mig_cache");
+    TempDir dir;
+    REQUIRE(run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir)}).status.code == 0);
+    schema.connection.exec("ALTER SEQUENCE " + schema.name + ".events_global_position_seq CACHE 20");
+    const auto problems = store::event_store_problems(schema.connection, schema.store);
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Catch::Contains("sequence " + schema.name + ".events_global_position_seq has CACHE 20"));
+    CHECK_THAT(problems[0], Catch::Contains("ALTER SEQUENCE " + schema.name + ".events_global_position_seq CACHE 1"));
+}
