@@ -4,11 +4,22 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace orchestratord::pg {
 
 using Params = std::vector<std::optional<std::string>>;  // text values; nullopt = SQL NULL
+
+// Builds Params without a braced initializer list: GCC 12 miscompiles those
+// inside coroutines ("array used as initializer"), so coroutines use this.
+template <typename... Args>
+Params make_params(Args&&... args) {
+    Params params;
+    params.reserve(sizeof...(Args));
+    (params.emplace_back(std::forward<Args>(args)), ...);
+    return params;
+}
 
 struct Rows {
     int64_t rows = 0;

@@ -9,6 +9,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <thread>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <map>
@@ -17,7 +19,10 @@
 #include "pg/blocking_connection.hpp"
 #include "pg/conninfo.hpp"
 #include "plugins/plugin_catalog.hpp"
+#include "runtime/projection_runner.hpp"
 #include "runtime/projection_set.hpp"
+#include "runtime/wakeup_listener.hpp"
+#include "store/migrations.hpp"
 #include "store/event_store_check.hpp"
 #include "systemd/service_notifier.hpp"
 
@@ -52,6 +57,16 @@ public:
             const auto problems = store::event_store_problems(connection, config_.event_store);
             for (const auto& problem : problems) spdlog::critical("cannot start: {}", problem);
             if (!problems.empty()) return kExitStartupFailed;
+            const auto trigger = connection.exec(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+                {store::qualified(config_.event_store, config_.event_store.events_table),
+                 "orchestratord_notify_" + config_.event_store.events_table},
+                "look for the NOTIFY trigger");
+            notify_available_ = trigger.at(0, 0) != "0";
+            spdlog::info("{} events_table={}.{}",
+                         notify_available_ ? "new events wake the workers through NOTIFY"
+                                           : "no NOTIFY trigger (orchestratord migrate --with-notify-trigger); polling while idle",
+                         config_.event_store.schema, config_.event_store.events_table);
         } catch (const std::exception& e) {
             spdlog::critical("cannot start: {}", e.what());
             return kExitStartupFailed;
@@ -66,6 +81,7 @@ public:
         }
 
         asio::co_spawn(io_, handle_signals(), asio::detached);
+        start_runners();
         if (auto period = notifier_.watchdog_period()) asio::co_spawn(io_, ping_watchdog(*period), asio::detached);
 
         // Log first, then tell systemd: whoever waits for READY=1 finds the line.
@@ -78,6 +94,74 @@ public:
     }
 
 private:
+    // One runner per configured projection, all on this loop; handlers run on
+    // the handler threads.
+    void start_runners() {
+        if (listener_ == nullptr) {
+            listener_ = std::make_unique<WakeupListener>(
+                io_, config_.database.url, store::events_channel(config_.event_store), [this] {
+                    for (auto& runner : runners_) runner->wake();
+                });
+            asio::co_spawn(io_, listener_->run(), asio::detached);
+        }
+        for (auto& instance : projections_.instances) {
+            RunnerSettings settings;
+            settings.conninfo = config_.database.url;
+            settings.event_store = config_.event_store;
+            settings.notify_available = notify_available_;
+            for (const auto& replica_set : config_.replica_sets) {
+                if (replica_set.name != instance->replica_set()) continue;
+                settings.replica_set = replica_set;
+                for (const auto& projection : replica_set.projections) {
+                    if (projection.name == instance->name()) settings.projection = projection;
+                }
+            }
+            if (const auto* plugin = scan_.find(instance->name())) {
+                for (const auto& declared : plugin->projections) {
+                    if (declared.name != instance->name()) continue;
+                    settings.scope = {declared.aggregate_types, declared.bounded_contexts, declared.event_types};
+                }
+            }
+            auto& runner = runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, handlers_, settings, *instance));
+            ++active_runners_;
+            asio::co_spawn(io_, runner->run(), [this](std::exception_ptr error) {
+                if (error) {
+                    try {
+                        std::rethrow_exception(error);
+                    } catch (const std::exception& e) {
+                        spdlog::critical("a projection runner ended unexpectedly: {}", e.what());
+                    }
+                }
+                if (--active_runners_ == 0 && stopping_) finish();
+            });
+        }
+    }
+
+    // SIGTERM: every runner finishes (or rolls back) its in-flight batch and
+    // writes its checkpoints; bounded by the longest coordination_timeout.
+    void stop_runners() {
+        if (listener_) listener_->stop();
+        for (auto& runner : runners_) runner->stop();
+        if (active_runners_ == 0) {
+            finish();
+            return;
+        }
+        config::Duration bound{};
+        for (const auto& replica_set : config_.replica_sets) bound = std::max(bound, replica_set.coordination_timeout);
+        drain_timer_.expires_after(bound);
+        drain_timer_.async_wait([this](boost::system::error_code ec) {
+            if (ec) return;
+            spdlog::error("coordination timeout: projections did not finish their batches in time; exiting anyway");
+            finish();
+        });
+    }
+
+    void finish() {
+        drain_timer_.cancel();
+        watchdog_.cancel();
+        io_.stop();
+    }
+
     asio::awaitable<void> handle_signals() {
         for (;;) {
             const int signal = co_await signals_.async_wait(asio::use_awaitable);
@@ -94,9 +178,7 @@ private:
             stopping_ = true;
             spdlog::info("got stop signal signal={}, stopping gracefully", signal == SIGTERM ? "SIGTERM" : "SIGINT");
             notifier_.stopping();
-            // Nothing is in flight yet; later stages drain batches and release slices here.
-            watchdog_.cancel();
-            io_.stop();
+            stop_runners();
         }
     }
 
@@ -196,6 +278,12 @@ private:
             spdlog::error("keeping the running projections");
             return;
         }
+        if (!runners_.empty()) {
+            // Running projections keep their instances: swapping a plugin at a
+            // batch boundary is not implemented yet.
+            spdlog::warn("plugin changes take effect after a restart");
+            return;
+        }
         // Swap in the new instances; the old ones (and their libraries, once
         // nothing else uses them) are released here.
         projections_ = std::move(rebuilt);
@@ -210,6 +298,13 @@ private:
     systemd::ServiceNotifier notifier_;
     plugins::PluginScan scan_;
     ProjectionSet projections_;
+    // Handler threads: plugin code never runs on the event loop.
+    asio::thread_pool handlers_{std::max(2u, std::thread::hardware_concurrency())};
+    std::unique_ptr<WakeupListener> listener_;
+    std::vector<std::unique_ptr<ProjectionRunner>> runners_;
+    size_t active_runners_ = 0;
+    asio::steady_timer drain_timer_{io_};
+    bool notify_available_ = false;
     bool stopping_ = false;
 };
 

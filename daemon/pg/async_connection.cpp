@@ -1,0 +1,185 @@
+#include "pg/async_connection.hpp"
+
+#include <libpq-fe.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <vector>
+
+#include "pg/conninfo.hpp"
+
+namespace orchestratord::pg {
+namespace asio = boost::asio;
+
+namespace {
+
+std::string trimmed(const char* text) {
+    std::string message = text != nullptr ? text : "";
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    return message;
+}
+
+void ignore_notice(void*, const PGresult*) {}
+
+}  // namespace
+
+struct AsyncConnection::State {
+    asio::io_context& io;
+    PGconn* conn = nullptr;
+    std::unique_ptr<asio::posix::stream_descriptor> socket;
+
+    explicit State(asio::io_context& context) : io(context) {}
+
+    // libpq may open a new socket during connect (one per address tried), so
+    // PQsocket is read again after every PQconnectPoll and the Asio wrapper
+    // follows it. The wrapper never owns the descriptor: libpq closes it.
+    void follow_socket() {
+        const int fd = PQsocket(conn);
+        if (socket && socket->native_handle() == fd) return;
+        release_socket();
+        if (fd >= 0) socket = std::make_unique<asio::posix::stream_descriptor>(io, fd);
+    }
+    void release_socket() {
+        if (socket) {
+            socket->cancel();
+            socket->release();  // before PQfinish, so Asio never closes libpq's descriptor
+            socket.reset();
+        }
+    }
+    void finish() {
+        release_socket();
+        if (conn != nullptr) {
+            PQfinish(conn);
+            conn = nullptr;
+        }
+    }
+    asio::awaitable<void> wait(asio::posix::descriptor_base::wait_type type) {
+        co_await socket->async_wait(type, asio::use_awaitable);
+    }
+};
+
+AsyncConnection::AsyncConnection(asio::io_context& io) : state_(std::make_unique<State>(io)) {}
+AsyncConnection::~AsyncConnection() { state_->finish(); }
+
+bool AsyncConnection::ok() const { return state_->conn != nullptr && PQstatus(state_->conn) == CONNECTION_OK; }
+void AsyncConnection::close() { state_->finish(); }
+
+asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, const std::string& application_name) {
+    state_->finish();
+    const char* keywords[] = {"dbname", "application_name", nullptr};
+    const char* values[] = {conninfo.c_str(), application_name.c_str(), nullptr};
+    state_->conn = PQconnectStartParams(keywords, values, 1);
+    const std::string purpose = "connect to PostgreSQL at " + mask_conninfo(conninfo);
+    if (state_->conn == nullptr) throw Error(purpose, "", "out of memory");
+    if (PQstatus(state_->conn) == CONNECTION_BAD) {
+        const std::string message = trimmed(PQerrorMessage(state_->conn));
+        state_->finish();
+        throw Error(purpose, "", message);
+    }
+    // The notice receiver is set before anything can produce a notice.
+    PQsetNoticeReceiver(state_->conn, ignore_notice, nullptr);
+    PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+    for (;;) {
+        state_->follow_socket();
+        if (poll == PGRES_POLLING_READING) {
+            co_await state_->wait(asio::posix::descriptor_base::wait_read);
+        } else if (poll == PGRES_POLLING_WRITING) {
+            co_await state_->wait(asio::posix::descriptor_base::wait_write);
+        }
+        poll = PQconnectPoll(state_->conn);
+        if (poll == PGRES_POLLING_OK) break;
+        if (poll == PGRES_POLLING_FAILED) {
+            const std::string message = trimmed(PQerrorMessage(state_->conn));
+            state_->finish();
+            throw Error(purpose, "", message);
+        }
+    }
+    state_->follow_socket();
+    PQsetnonblocking(state_->conn, 1);
+}
+
+asio::awaitable<Result> AsyncConnection::query(const std::string& sql, const Params& params,
+                                               const std::string& purpose, Format format) {
+    if (state_->conn == nullptr) throw Error(purpose, "", "not connected");
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
+    if (PQsendQueryParams(state_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                          nullptr, static_cast<int>(format)) == 0) {
+        throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
+    }
+    // Push the whole query out; a large parameter set may need several writes.
+    for (;;) {
+        const int flushed = PQflush(state_->conn);
+        if (flushed == 0) break;
+        if (flushed < 0) throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
+        co_await state_->wait(asio::posix::descriptor_base::wait_write);
+    }
+    // Collect every result of the statement; keep the last good one or the first error.
+    Result good;
+    std::optional<Error> failure;
+    for (;;) {
+        while (PQisBusy(state_->conn) != 0) {
+            co_await state_->wait(asio::posix::descriptor_base::wait_read);
+            if (PQconsumeInput(state_->conn) == 0) throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
+        }
+        PGresult* result = PQgetResult(state_->conn);
+        if (result == nullptr) break;
+        const ExecStatusType status = PQresultStatus(result);
+        if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE || status == PGRES_NONFATAL_ERROR) {
+            if (!failure) {
+                const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+                failure.emplace(purpose, sqlstate != nullptr ? sqlstate : "", trimmed(PQresultErrorMessage(result)));
+            }
+            PQclear(result);
+        } else {
+            good = Result(result);
+        }
+    }
+    if (failure) throw *failure;
+    if (PQstatus(state_->conn) == CONNECTION_BAD) throw Error(purpose, "", "connection lost");
+    co_return good;
+}
+
+asio::awaitable<Rows> AsyncConnection::exec(const std::string& sql, const Params& params, const std::string& purpose) {
+    Result result = co_await query(sql, params, purpose, Format::text);
+    Rows rows;
+    rows.rows = result.rows();
+    rows.columns = result.columns();
+    rows.affected = result.affected();
+    rows.cells.reserve(static_cast<size_t>(rows.rows * rows.columns));
+    for (int row = 0; row < rows.rows; ++row) {
+        for (int column = 0; column < rows.columns; ++column) {
+            if (result.is_null(row, column)) {
+                rows.cells.emplace_back(std::nullopt);
+            } else {
+                rows.cells.emplace_back(std::string(result.text(row, column)));
+            }
+        }
+    }
+    co_return rows;
+}
+
+asio::awaitable<std::string> AsyncConnection::next_notification() {
+    for (;;) {
+        if (state_->conn == nullptr) throw Error("wait for a notification", "", "not connected");
+        if (PGnotify* notify = PQnotifies(state_->conn)) {
+            std::string channel = notify->relname;
+            PQfreemem(notify);
+            co_return channel;
+        }
+        co_await state_->wait(asio::posix::descriptor_base::wait_read);
+        if (PQconsumeInput(state_->conn) == 0) {
+            throw Error("wait for a notification", "", trimmed(PQerrorMessage(state_->conn)));
+        }
+    }
+}
+
+bool is_connection_error(const Error& error) {
+    const std::string& state = error.sqlstate();
+    // No SQLSTATE: libpq itself failed (socket closed, server gone). Class 08
+    // is connection exceptions; 57P01-57P03 are shutdown and crash recovery.
+    return state.empty() || state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03";
+}
+
+}  // namespace orchestratord::pg

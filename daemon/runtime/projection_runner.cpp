@@ -1,0 +1,361 @@
+#include "runtime/projection_runner.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <future>
+#include <map>
+#include <set>
+
+#include "pg/async_connection.hpp"
+#include "store/checkpoint_store.hpp"
+#include "store/migrations.hpp"
+
+namespace orchestratord::runtime {
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kSweepInterval = 10s;      // slices without events also get their checkpoint moved
+constexpr auto kProgressInterval = 5s;    // how often a running projection logs its progress
+constexpr auto kIdleWithNotify = 30s;     // safety read while idle when NOTIFY wakes us
+constexpr auto kBusyPoll = 10ms;          // first idle pause without NOTIFY; doubles up to poll_interval_max
+
+// The batch transaction as a plugin sees it. The plugin runs on a handler
+// thread; each statement is sent by the event loop, which owns the
+// connection, and the handler thread waits for its result.
+class LoopTransaction : public plugins::SqlSession {
+public:
+    LoopTransaction(asio::io_context& io, pg::AsyncConnection& connection) : io_(io), connection_(connection) {}
+
+    plugins::SqlRows exec(const std::string& sql, const plugins::SqlParams& params) override {
+        std::promise<plugins::SqlRows> done;
+        auto result = done.get_future();
+        asio::co_spawn(
+            io_,
+            [&]() -> asio::awaitable<void> {
+                try {
+                    done.set_value(co_await connection_.exec(sql, params, "projection statement"));
+                } catch (...) {
+                    done.set_exception(std::current_exception());
+                }
+            },
+            asio::detached);
+        return result.get();
+    }
+
+private:
+    asio::io_context& io_;
+    pg::AsyncConnection& connection_;
+};
+
+std::vector<int32_t> slices_of(const store::EventBatch& batch, size_t begin, size_t end) {
+    std::set<int32_t> unique(batch.slices.begin() + static_cast<std::ptrdiff_t>(begin),
+                             batch.slices.begin() + static_cast<std::ptrdiff_t>(end));
+    return {unique.begin(), unique.end()};
+}
+
+}  // namespace
+
+ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& handlers, RunnerSettings settings,
+                                   plugins::ProjectionInstance& instance)
+    : io_(io),
+      handlers_(handlers),
+      settings_(std::move(settings)),
+      instance_(instance),
+      connection_(std::make_unique<pg::AsyncConnection>(io)),
+      reader_(settings_.event_store,
+              [this](const std::vector<store::BlockedWriter>& writers, std::chrono::steady_clock::duration waited) {
+                  for (const auto& writer : writers) {
+                      spdlog::warn(
+                          "reader blocked by an open writer on the events table; consider "
+                          "idle_in_transaction_session_timeout {} writer_pid={} writer_open_s={:.1f} waited_s={:.1f}",
+                          context(), writer.pid, writer.open_seconds,
+                          std::chrono::duration<double>(waited).count());
+                  }
+              }),
+      idle_timer_(io) {}
+
+ProjectionRunner::~ProjectionRunner() = default;
+
+std::string ProjectionRunner::context() const {
+    return "replica_set=" + settings_.replica_set.name + " projection=" + settings_.projection.name;
+}
+
+void ProjectionRunner::stop() {
+    stopping_ = true;
+    idle_timer_.cancel();
+}
+
+void ProjectionRunner::wake() { idle_timer_.cancel(); }
+
+asio::awaitable<void> ProjectionRunner::sleep(std::chrono::milliseconds duration) {
+    idle_timer_.expires_after(duration);
+    boost::system::error_code ec;
+    co_await idle_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+// (Re)connects and loads where this projection stands. Called after every
+// connection loss: an uncommitted batch rolled back with it, so the database's
+// checkpoints are the truth.
+asio::awaitable<void> ProjectionRunner::prepare() {
+    store::CheckpointStore checkpoints(settings_.event_store);
+    co_await connection_->connect(settings_.conninfo,
+                                  "orchestratord " + settings_.replica_set.name + "/" + settings_.projection.name);
+    slice_count_ = co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
+                                                             static_cast<int32_t>(settings_.replica_set.slices));
+    if (slice_count_ != settings_.replica_set.slices) {
+        spdlog::warn("replica set was created with a different slice count; using the stored one {} stored={} configured={}",
+                     context(), slice_count_, settings_.replica_set.slices);
+    }
+    positions_ = co_await checkpoints.load(*connection_, settings_.replica_set.name, settings_.projection.name,
+                                           slice_count_);
+    written_ = positions_;
+    // Until the cluster assigns slices, a worker owns every slice.
+    owned_slices_.resize(static_cast<size_t>(slice_count_));
+    for (int32_t s = 0; s < slice_count_; ++s) owned_slices_[static_cast<size_t>(s)] = s;
+
+    const std::string state_table = store::qualified(settings_.event_store, "orchestratord_projection_state");
+    const auto key = pg::make_params(settings_.replica_set.name, settings_.projection.name);
+    const auto state = co_await connection_->exec(
+        "SELECT state, coalesce(reason, '') FROM " + state_table + " WHERE replica_set = $1 AND projection = $2", key,
+        "read the projection's state");
+    paused_ = state.rows > 0 && state.at(0, 0) == "paused";
+    if (paused_) {
+        spdlog::warn("projection is paused; it stays stopped until it is resumed {} reason=\"{}\"", context(),
+                     state.at(0, 1).value_or(""));
+    }
+    const int64_t lowest = *std::min_element(positions_.begin(), positions_.end());
+    spdlog::info("projection starting {} mode={} slices={} checkpoint={}", context(),
+                 plugins::mode_name(instance_.mode()), slice_count_, lowest);
+    prepared_ = true;
+    last_sweep_ = last_progress_ = std::chrono::steady_clock::now();
+}
+
+asio::awaitable<void> ProjectionRunner::run() {
+    std::chrono::milliseconds reconnect_backoff(100);
+    std::chrono::milliseconds idle = kBusyPoll;
+    const auto poll_max = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.poll_interval_max);
+    std::string failure;
+    while (!stopping_) {
+        try {
+            if (!prepared_ || !connection_->ok()) {
+                prepared_ = false;
+                co_await prepare();
+                reconnect_backoff = 100ms;
+            }
+            if (paused_) {
+                co_await sleep(std::chrono::hours(24));
+                continue;
+            }
+            store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
+                                       settings_.replica_set.batch_size};
+            store::EventBatch batch = co_await reader_.read(*connection_, request);
+            if (batch.events.empty()) {
+                // A prefix up to the first missing position may be final
+                // without events of ours in it; nothing to hand over then.
+                if (batch.final_position > 0) {
+                    for (int32_t s : owned_slices_) {
+                        auto& p = positions_[static_cast<size_t>(s)];
+                        p = std::max(p, batch.final_position);
+                    }
+                    continue;
+                }
+                if (std::chrono::steady_clock::now() - last_sweep_ > kSweepInterval) co_await sweep_checkpoints();
+                if (std::chrono::steady_clock::now() - last_progress_ > kProgressInterval) co_await report_progress();
+                co_await sleep(settings_.notify_available ? std::chrono::milliseconds(kIdleWithNotify) : idle);
+                idle = std::min(idle * 2, poll_max);
+                continue;
+            }
+            idle = kBusyPoll;
+            co_await handle(batch);
+            if (std::chrono::steady_clock::now() - last_sweep_ > kSweepInterval) co_await sweep_checkpoints();
+            if (std::chrono::steady_clock::now() - last_progress_ > kProgressInterval) co_await report_progress();
+        } catch (const std::exception& e) {
+            // co_await is not allowed in a handler: note the failure, recover below.
+            failure = e.what();
+        }
+        if (!failure.empty()) {
+            if (stopping_) break;
+            spdlog::warn("database error, reconnecting {} error=\"{}\" retry_in={}ms", context(), failure,
+                         reconnect_backoff.count());
+            failure.clear();
+            connection_->close();
+            prepared_ = false;
+            co_await sleep(reconnect_backoff);
+            reconnect_backoff = std::min(reconnect_backoff * 2, std::chrono::milliseconds(5000));
+        }
+    }
+    // Graceful stop: leave every slice's checkpoint where it really is.
+    if (prepared_ && connection_->ok()) {
+        try {
+            co_await sweep_checkpoints();
+        } catch (const std::exception& e) {
+            spdlog::warn("could not write final checkpoints {} error=\"{}\"", context(), e.what());
+        }
+    }
+    connection_->close();
+    spdlog::info("projection stopped {} handled={}", context(), handled_);
+}
+
+// Delivers events [begin, end) and commits the checkpoint of their slices at
+// `checkpoint`. Returns the plugin's error, if any; database errors throw.
+asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::EventBatch& batch, size_t begin, size_t end,
+                                                               int64_t checkpoint) {
+    store::CheckpointStore checkpoints(settings_.event_store);
+    const auto events = batch.pointers(begin, end);
+    const auto slices = slices_of(batch, begin, end);
+    const bool transactional = instance_.mode() == plugins::ProjectionMode::transactional;
+    if (transactional) co_await connection_->exec("BEGIN", pg::Params{}, "begin the batch transaction");
+    LoopTransaction transaction(io_, *connection_);
+    plugins::SqlSession* session = transactional ? &transaction : nullptr;
+    // The handler runs on a handler thread; this coroutine resumes on the loop.
+    plugins::CallResult result = co_await asio::co_spawn(
+        handlers_,
+        [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_.handle_batch(events, session); },
+        asio::use_awaitable);
+    if (!result.ok) {
+        if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
+        co_return result;
+    }
+    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices, checkpoint);
+    if (transactional) co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
+    for (int32_t s : slices) written_[static_cast<size_t>(s)] = std::max(written_[static_cast<size_t>(s)], checkpoint);
+    co_return result;
+}
+
+asio::awaitable<void> ProjectionRunner::handle(const store::EventBatch& batch) {
+    const auto& on_error = settings_.projection.on_error;
+    auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
+    const auto max_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.max_backoff);
+    std::string error;
+    for (int64_t attempt = 1; attempt <= on_error.max_attempts; ++attempt) {
+        const auto result = co_await deliver(batch, 0, batch.events.size(), batch.final_position);
+        if (result.ok) {
+            for (int32_t s : owned_slices_) {
+                auto& p = positions_[static_cast<size_t>(s)];
+                p = std::max(p, batch.final_position);
+            }
+            handled_ += static_cast<int64_t>(batch.events.size());
+            co_return;
+        }
+        error = result.error;
+        spdlog::error("projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
+                      context(), attempt, on_error.max_attempts, batch.events.front().global_position,
+                      batch.events.back().global_position, error);
+        if (attempt < on_error.max_attempts) {
+            co_await sleep(backoff);
+            backoff = std::min(backoff * 2, max_backoff);
+            if (stopping_) co_return;  // nothing was committed; the next run starts from the checkpoint
+        }
+    }
+
+    if (on_error.kind() == config::OnErrorPolicy::pause) {
+        co_await pause("batch at positions " + std::to_string(batch.events.front().global_position) + ".." +
+                       std::to_string(batch.events.back().global_position) + " failed " +
+                       std::to_string(on_error.max_attempts) + " times: " + error);
+        co_return;
+    }
+
+    // dead-letter: find the failing events one by one; the others are handled normally.
+    for (size_t i = 0; i < batch.events.size(); ++i) {
+        const int64_t position = batch.events[i].global_position;
+        auto single_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
+        std::string single_error;
+        bool delivered = false;
+        for (int64_t attempt = 1; attempt <= on_error.max_attempts && !delivered; ++attempt) {
+            const auto result = co_await deliver(batch, i, i + 1, position);
+            delivered = result.ok;
+            single_error = result.error;
+            if (!delivered && attempt < on_error.max_attempts) {
+                co_await sleep(single_backoff);
+                single_backoff = std::min(single_backoff * 2, max_backoff);
+            }
+        }
+        if (!delivered) co_await dead_letter(batch, i, single_error, on_error.max_attempts);
+        ++handled_;
+    }
+    store::CheckpointStore checkpoints(settings_.event_store);
+    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name,
+                                 slices_of(batch, 0, batch.events.size()), batch.final_position);
+    for (int32_t s : owned_slices_) {
+        auto& p = positions_[static_cast<size_t>(s)];
+        p = std::max(p, batch.final_position);
+    }
+}
+
+asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& batch, size_t index,
+                                                    const std::string& error, int64_t attempts) {
+    const orch_event& event = batch.events[index];
+    const int32_t slice = batch.slices[index];
+    const std::string table = store::qualified(settings_.event_store, "orchestratord_dead_letters");
+    const auto params = pg::make_params(settings_.replica_set.name, settings_.projection.name, std::to_string(slice),
+                                        std::to_string(event.global_position), std::string(event.event_id), error,
+                                        std::to_string(attempts));
+    co_await connection_->exec("BEGIN", pg::Params{}, "begin dead-lettering");
+    co_await connection_->exec(
+        "INSERT INTO " + table +
+            " (replica_set, projection, slice, global_position, event_id, error, attempts) VALUES ($1, $2, $3, $4, $5, "
+            "$6, $7) ON CONFLICT (replica_set, projection, event_id) DO UPDATE SET error = EXCLUDED.error, "
+            "attempts = EXCLUDED.attempts, created_at = now()",
+        params, "record a dead letter");
+    store::CheckpointStore checkpoints(settings_.event_store);
+    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name,
+                                 std::vector<int32_t>(1, slice), event.global_position);
+    co_await connection_->exec("COMMIT", pg::Params{}, "commit the dead letter");
+    spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error=\"{}\"", context(),
+                  event.global_position, event.event_id, event.event_type, attempts, error);
+}
+
+asio::awaitable<void> ProjectionRunner::pause(const std::string& reason) {
+    const std::string table = store::qualified(settings_.event_store, "orchestratord_projection_state");
+    const auto params = pg::make_params(settings_.replica_set.name, settings_.projection.name, reason);
+    co_await connection_->exec("INSERT INTO " + table +
+                                   " (replica_set, projection, state, reason) VALUES ($1, $2, 'paused', $3) "
+                                   "ON CONFLICT (replica_set, projection) DO UPDATE SET state = 'paused', "
+                                   "reason = EXCLUDED.reason, updated_at = now()",
+                               params, "pause the projection");
+    paused_ = true;
+    spdlog::error("projection paused after repeated failures; other projections continue {} reason=\"{}\"", context(),
+                  reason);
+}
+
+// Moves the checkpoints of slices that had no events recently, so a restart
+// does not rescan long ranges for them.
+asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
+    last_sweep_ = std::chrono::steady_clock::now();
+    // Group slices by position: usually they all share one.
+    std::map<int64_t, std::vector<int32_t>> behind;
+    for (int32_t s : owned_slices_) {
+        const auto index = static_cast<size_t>(s);
+        if (positions_[index] > written_[index]) behind[positions_[index]].push_back(s);
+    }
+    store::CheckpointStore checkpoints(settings_.event_store);
+    for (const auto& [position, slices] : behind) {
+        co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices,
+                                     position);
+        for (int32_t s : slices) written_[static_cast<size_t>(s)] = position;
+    }
+}
+
+asio::awaitable<void> ProjectionRunner::report_progress() {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - last_progress_).count();
+    last_progress_ = now;
+    const auto head = co_await connection_->exec(
+        "SELECT coalesce(max(global_position), 0) FROM " + store::qualified(settings_.event_store, settings_.event_store.events_table),
+        pg::Params{}, "read the head position");
+    const int64_t head_position = std::stoll(*head.at(0, 0));
+    const int64_t lowest = *std::min_element(positions_.begin(), positions_.end());
+    const double rate = seconds > 0 ? static_cast<double>(handled_ - handled_at_last_progress_) / seconds : 0;
+    handled_at_last_progress_ = handled_;
+    spdlog::info("projection progress {} checkpoint={} head={} lag={} handled={} rate={:.0f}/s", context(), lowest,
+                 head_position, std::max<int64_t>(0, head_position - lowest), handled_, rate);
+}
+
+}  // namespace orchestratord::runtime

@@ -1,0 +1,86 @@
+#pragma once
+// Runs one projection of one replica set: read a final batch (GapSafeReader),
+// hand it to the plugin on a handler thread (never on the event loop, so
+// heartbeats are never starved by slow projection code), then commit the
+// checkpoints of the batch's slices: in the batch transaction for
+// transactional projections, after the handler returns for at-least-once ones.
+// Failures are retried with exponential backoff; after max_attempts the
+// on_error policy pauses the projection or dead-letters the failing event.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "plugins/projection_instance.hpp"
+#include "store/gap_safe_reader.hpp"
+
+namespace orchestratord::pg {
+class AsyncConnection;
+}
+
+namespace orchestratord::runtime {
+
+struct RunnerSettings {
+    std::string conninfo;
+    config::EventStoreConfig event_store;
+    config::ReplicaSetConfig replica_set;
+    config::ProjectionConfig projection;
+    store::Scope scope;
+    bool notify_available = false;  // the NOTIFY trigger exists: idle runners need not poll
+};
+
+class ProjectionRunner {
+public:
+    ProjectionRunner(boost::asio::io_context& io, boost::asio::thread_pool& handlers, RunnerSettings settings,
+                     plugins::ProjectionInstance& instance);
+    ~ProjectionRunner();
+
+    // Runs until stop(); the in-flight batch is finished (or rolled back) first.
+    boost::asio::awaitable<void> run();
+    void stop();
+    // New events may be there: end an idle wait now.
+    void wake();
+
+    const std::string& name() const { return settings_.projection.name; }
+
+private:
+    struct Delivery;
+    boost::asio::awaitable<void> prepare();
+    boost::asio::awaitable<void> handle(const store::EventBatch& batch);
+    boost::asio::awaitable<plugins::CallResult> deliver(const store::EventBatch& batch, size_t begin, size_t end,
+                                                        int64_t checkpoint);
+    boost::asio::awaitable<void> dead_letter(const store::EventBatch& batch, size_t index, const std::string& error,
+                                             int64_t attempts);
+    boost::asio::awaitable<void> pause(const std::string& reason);
+    boost::asio::awaitable<void> sweep_checkpoints();
+    boost::asio::awaitable<void> sleep(std::chrono::milliseconds duration);
+    boost::asio::awaitable<void> report_progress();
+    std::string context() const;
+
+    boost::asio::io_context& io_;
+    boost::asio::thread_pool& handlers_;
+    RunnerSettings settings_;
+    plugins::ProjectionInstance& instance_;
+    std::unique_ptr<pg::AsyncConnection> connection_;
+    store::GapSafeReader reader_;
+    boost::asio::steady_timer idle_timer_;
+
+    int32_t slice_count_ = 0;
+    std::vector<int32_t> owned_slices_;
+    std::vector<int64_t> positions_;  // handled up to here, per slice
+    std::vector<int64_t> written_;    // last checkpoint written, per slice
+    bool prepared_ = false;
+    bool stopping_ = false;
+    bool paused_ = false;
+    int64_t handled_ = 0;
+    std::chrono::steady_clock::time_point last_sweep_;
+    std::chrono::steady_clock::time_point last_progress_;
+    int64_t handled_at_last_progress_ = 0;
+};
+
+}  // namespace orchestratord::runtime

@@ -1,0 +1,236 @@
+#include "store/gap_safe_reader.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <sstream>
+
+#include "store/migrations.hpp"
+
+namespace orchestratord::store {
+namespace asio = boost::asio;
+
+namespace {
+
+// Columns of the batch query, in the order build_batch() reads them. Binary
+// format: integers arrive as network-order bytes and bytea as raw bytes; uuid,
+// jsonb and timestamptz are converted in SQL to what orch_event carries.
+constexpr const char* kColumns =
+    "e.global_position, e.bounded_context, e.aggregate_type, e.aggregate_id, e.aggregate_version, "
+    "e.event_id::text, e.event_type, e.event_version, e.payload, e.trace_id, e.correlation_id, e.causation_id, "
+    "e.metadata::text, (extract(epoch FROM e.created_at) * 1000000)::int8";
+constexpr int kSliceColumn = 14;
+constexpr int kHolesColumn = 15;
+constexpr int kWritersColumn = 16;
+
+std::string text_array(const std::vector<std::string>& items) {
+    // PostgreSQL array literal with every element quoted and escaped.
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) out += ',';
+        out += '"';
+        for (char c : items[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
+template <typename T>
+std::string number_array(const std::vector<T>& items) {
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(items[i]);
+    return out + "}";
+}
+
+const char* optional_text(const pg::Result& rows, int row, int column) {
+    return rows.is_null(row, column) ? nullptr : rows.data(row, column);
+}
+
+EventBatch to_batch(pg::Result rows) {
+    EventBatch batch;
+    const int count = rows.rows();
+    batch.events.resize(static_cast<size_t>(count));
+    batch.slices.resize(static_cast<size_t>(count));
+    for (int row = 0; row < count; ++row) {
+        orch_event& event = batch.events[static_cast<size_t>(row)];
+        event.struct_size = sizeof(orch_event);
+        event.global_position = rows.int8(row, 0);
+        event.bounded_context = rows.data(row, 1);
+        event.aggregate_type = rows.data(row, 2);
+        event.aggregate_id = rows.data(row, 3);
+        event.aggregate_version = rows.int8(row, 4);
+        event.event_id = rows.data(row, 5);
+        event.event_type = rows.data(row, 6);
+        event.event_version = rows.int4(row, 7);
+        event.payload = reinterpret_cast<const uint8_t*>(rows.data(row, 8));
+        event.payload_size = static_cast<size_t>(rows.length(row, 8));
+        event.trace_id = optional_text(rows, row, 9);
+        event.correlation_id = optional_text(rows, row, 10);
+        event.causation_id = optional_text(rows, row, 11);
+        event.metadata = optional_text(rows, row, 12);
+        event.created_at_us = rows.int8(row, 13);
+        batch.slices[static_cast<size_t>(row)] = rows.int4(row, kSliceColumn);
+    }
+    if (count > 0) batch.final_position = batch.events.back().global_position;
+    batch.rows = std::move(rows);
+    return batch;
+}
+
+}  // namespace
+
+struct GapSafeReader::Query {
+    std::string sql;
+    pg::Params params;
+};
+
+std::string GapSafeReader::slice_expression(const std::string& column, const std::string& slice_count_param) {
+    // hashtextextended is built in (no extension) and stable across versions;
+    // the double modulo keeps the result non-negative without abs(), which
+    // would overflow on the smallest bigint.
+    return "((hashtextextended(" + column + ", 0) % " + slice_count_param + " + " + slice_count_param + ") % " +
+           slice_count_param + ")::int4";
+}
+
+GapSafeReader::GapSafeReader(const config::EventStoreConfig& store, BlockedReport on_blocked,
+                             std::chrono::milliseconds report_after)
+    : store_(store),
+      table_(qualified(store, store.events_table)),
+      on_blocked_(std::move(on_blocked)),
+      report_after_(report_after) {}
+
+// The batch statement. `bounded`: read the range (from, upto] completely (the
+// re-read after waiting) instead of the next `limit` events.
+GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, bool bounded) const {
+    Query query;
+    auto param = [&](std::optional<std::string> value) {
+        query.params.push_back(std::move(value));
+        return "$" + std::to_string(query.params.size());
+    };
+    int64_t from = INT64_MAX;
+    bool uniform = true;
+    for (int32_t slice : request.owned_slices) {
+        const int64_t position = request.positions[static_cast<size_t>(slice)];
+        if (from != INT64_MAX && position != from) uniform = false;
+        from = std::min(from, position);
+    }
+    const bool all_slices = static_cast<int32_t>(request.owned_slices.size()) == request.slice_count;
+    const std::string p_from = param(std::to_string(from));
+    const std::string p_slices = param(std::to_string(request.slice_count));
+    const std::string slice = slice_expression("e.aggregate_id", p_slices + "::int8");
+
+    std::ostringstream sql;
+    sql << "WITH batch AS (SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e";
+    if (!(all_slices && uniform)) {
+        // Only this worker's slices, each from its own checkpoint.
+        std::vector<int64_t> positions;
+        for (int32_t s : request.owned_slices) positions.push_back(request.positions[static_cast<size_t>(s)]);
+        sql << " JOIN unnest(" << param(number_array(request.owned_slices)) << "::int4[], "
+            << param(number_array(positions)) << "::int8[]) AS c(slice, position) ON c.slice = " << slice;
+    }
+    sql << " WHERE e.global_position > " << p_from;
+    if (!(all_slices && uniform)) sql << " AND e.global_position > c.position";
+    if (!request.scope.aggregate_types.empty()) {
+        sql << " AND e.aggregate_type = ANY(" << param(text_array(request.scope.aggregate_types)) << "::text[])";
+    }
+    if (!request.scope.bounded_contexts.empty()) {
+        sql << " AND e.bounded_context = ANY(" << param(text_array(request.scope.bounded_contexts)) << "::text[])";
+    }
+    if (!request.scope.event_types.empty()) {
+        sql << " AND e.event_type = ANY(" << param(text_array(request.scope.event_types)) << "::text[])";
+    }
+    if (bounded) {
+        query.params.push_back(std::nullopt);  // placeholder: the upper bound, set by the caller
+        sql << " AND e.global_position <= $" << query.params.size();
+    }
+    sql << " ORDER BY e.global_position";
+    if (!bounded) sql << " LIMIT " << param(std::to_string(request.limit));
+    // The missing-position count covers the whole table, so a hole belonging to
+    // another slice or scope also counts: its writer could be ours. pg_locks is
+    // read after the statement's snapshot, so every writer still open then is
+    // listed (see the header for why that is enough).
+    sql << "), top AS (SELECT max(global_position) AS hi FROM batch) "
+        << "SELECT b.*, (SELECT top.hi - " << p_from << " - (SELECT count(*) FROM " << table_
+        << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi) FROM top)::int8 AS holes, "
+        << "(SELECT coalesce(array_agg(l.virtualtransaction), '{}')::text FROM pg_locks l WHERE l.relation = "
+        << param(table_) << "::regclass AND l.mode = 'RowExclusiveLock') AS writers "
+        << "FROM batch b ORDER BY b.global_position";
+    query.sql = sql.str();
+    return query;
+}
+
+asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection, const ReadRequest& request) {
+    Query query = build(request, false);
+    pg::Result rows = co_await connection.query(query.sql, query.params, "read events", pg::Format::binary);
+    if (rows.rows() == 0) co_return EventBatch{};
+    const int64_t holes = rows.int8(0, kHolesColumn);
+    const std::string writers(rows.text(0, kWritersColumn));
+    EventBatch batch = to_batch(std::move(rows));
+    if (holes == 0) co_return batch;
+
+    // Where is the first missing position? Everything below it is final now.
+    const int64_t from = std::stoll(*query.params[0]);
+    const int64_t hi = batch.final_position;
+    const auto range = pg::make_params(std::to_string(from), std::to_string(hi));
+    const auto first = co_await connection.exec(
+        "SELECT min(x.prev + 1) FROM (SELECT global_position, lag(global_position, 1, $1::int8) OVER (ORDER BY "
+        "global_position) AS prev FROM " + table_ + " WHERE global_position > $1::int8 AND global_position <= $2::int8) x "
+        "WHERE x.global_position <> x.prev + 1",
+        range, "find the first missing position");
+    if (first.at(0, 0)) {
+        const int64_t hole = std::stoll(*first.at(0, 0));
+        size_t below = 0;
+        while (below < batch.events.size() && batch.events[below].global_position < hole) ++below;
+        if (below > 0) {
+            batch.events.resize(below);
+            batch.slices.resize(below);
+            batch.final_position = hole - 1;
+            co_return batch;
+        }
+        // The very next position is missing: wait for the writers open when we read.
+        co_await wait_for_writers(connection, writers);
+    }
+    // Read (from, hi] again with a fresh snapshot: every writer that could fill
+    // a hole there has ended, so what is missing now was rolled back.
+    Query again = build(request, true);
+    again.params[again.params.size() - 2] = std::to_string(hi);  // the upper-bound placeholder precedes the table param
+    pg::Result reread = co_await connection.query(again.sql, again.params, "read events again after open writers",
+                                                  pg::Format::binary);
+    EventBatch final_batch = to_batch(std::move(reread));
+    final_batch.final_position = hi;
+    co_return final_batch;
+}
+
+asio::awaitable<void> GapSafeReader::wait_for_writers(pg::AsyncConnection& connection, const std::string& writers) {
+    if (writers == "{}") co_return;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    const auto started = std::chrono::steady_clock::now();
+    auto next_report = started + report_after_;
+    std::chrono::milliseconds pause(1);
+    const auto vxids = pg::make_params(writers);
+    for (;;) {
+        // Every transaction holds a lock on its own virtual transaction id until it ends.
+        const auto open = co_await connection.exec(
+            "SELECT l.pid, coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8 FROM pg_locks l "
+            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'virtualxid' AND l.virtualxid = ANY($1::text[])",
+            vxids, "wait for open writers");
+        if (open.rows == 0) co_return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= next_report && on_blocked_) {
+            std::vector<BlockedWriter> blocked;
+            for (int64_t row = 0; row < open.rows; ++row) {
+                blocked.push_back({std::stoi(open.at(row, 0).value_or("0")), std::stod(open.at(row, 1).value_or("0"))});
+            }
+            on_blocked_(blocked, now - started);
+            next_report = now + report_after_;
+        }
+        timer.expires_after(pause);
+        co_await timer.async_wait(asio::use_awaitable);
+        pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    }
+}
+
+}  // namespace orchestratord::store

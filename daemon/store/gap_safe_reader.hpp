@@ -1,0 +1,70 @@
+#pragma once
+// Reads batches in global_position order without ever skipping a late commit
+// (DESIGN.md section 6). Positions come from a sequence and are drawn before
+// commit, so "position > checkpoint" alone would skip a transaction that
+// commits a lower position after a higher one was read. Each read also counts
+// the positions missing below the batch's highest one (in the whole table, not
+// just this read's slices and scope) and notes the transactions holding
+// RowExclusiveLock on the events table. With no missing position the batch is
+// final. Otherwise the part below the first missing position is final; for the
+// rest the reader waits until those writers have ended and reads the range
+// again: what is still missing then was rolled back.
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "pg/async_connection.hpp"
+#include "store/event_batch.hpp"
+
+namespace orchestratord::store {
+
+// Which events a projection sees: empty lists mean "all".
+struct Scope {
+    std::vector<std::string> aggregate_types;
+    std::vector<std::string> bounded_contexts;
+    std::vector<std::string> event_types;
+    bool operator==(const Scope&) const = default;
+};
+
+struct ReadRequest {
+    int32_t slice_count = 64;
+    std::vector<int32_t> owned_slices;  // sorted
+    std::vector<int64_t> positions;     // checkpoint per slice, indexed by slice number
+    Scope scope;
+    int64_t limit = 100;
+};
+
+// Called while the reader waits for an open writer: its pid and how long its
+// transaction has been open.
+struct BlockedWriter {
+    int32_t pid = 0;
+    double open_seconds = 0;
+};
+using BlockedReport = std::function<void(const std::vector<BlockedWriter>&, std::chrono::steady_clock::duration waited)>;
+
+class GapSafeReader {
+public:
+    GapSafeReader(const config::EventStoreConfig& store, BlockedReport on_blocked,
+                  std::chrono::milliseconds report_after = std::chrono::seconds(5));
+
+    // One final batch (possibly empty: nothing new is visible).
+    boost::asio::awaitable<EventBatch> read(pg::AsyncConnection& connection, const ReadRequest& request);
+
+    // The SQL expression of an event's slice, for documentation and tests.
+    static std::string slice_expression(const std::string& column, const std::string& slice_count_param);
+
+private:
+    struct Query;
+    Query build(const ReadRequest& request, bool bounded) const;
+    boost::asio::awaitable<void> wait_for_writers(pg::AsyncConnection& connection, const std::string& writers);
+
+    config::EventStoreConfig store_;
+    std::string table_;
+    BlockedReport on_blocked_;
+    std::chrono::milliseconds report_after_;
+};
+
+}  // namespace orchestratord::store
