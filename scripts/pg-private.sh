@@ -2,6 +2,7 @@
 # Starts or stops a private PostgreSQL 15 cluster on a free loopback port.
 #
 #   scripts/pg-private.sh start DIR   # prints "export PGHOST=... PGPORT=... PGUSER=..." lines
+#   scripts/pg-private.sh restart DIR   # same port; cuts every connection
 #   scripts/pg-private.sh stop DIR
 #
 # PostgreSQL refuses to run as root, so when called by root the cluster is
@@ -9,8 +10,8 @@
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-action=${1:?usage: pg-private.sh start|stop DIR}
-dir=${2:?usage: pg-private.sh start|stop DIR}
+action=${1:?usage: pg-private.sh start|restart|stop DIR}
+dir=${2:?usage: pg-private.sh start|restart|stop DIR}
 
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -46,13 +47,18 @@ case "$action" in
     echo "$port" > "$dir/port"
     echo "export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres"
     ;;
+  restart)
+    # Same port and options (pg_ctl keeps them in postmaster.opts); every
+    # client connection is cut, as in a real server restart.
+    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -m fast -w -t 60 restart >/dev/null
+    ;;
   stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
       as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null || true
     fi
     ;;
   *)
-    echo "usage: pg-private.sh start|stop DIR" >&2
+    echo "usage: pg-private.sh start|restart|stop DIR" >&2
     exit 2
     ;;
 esac

@@ -16,6 +16,8 @@ cleanup() {
 trap cleanup EXIT
 eval "$("$root/scripts/pg-private.sh" start "$pg_dir")"
 echo "test.sh: throwaway PostgreSQL on 127.0.0.1:$PGPORT"
+# The PostgreSQL-restart test restarts this cluster through scripts/pg-private.sh.
+export TEST_PG_DIR="$pg_dir" TEST_PG_SCRIPT="$root/scripts/pg-private.sh"
 
 cd "${BUILD_DIR:-$root/build}"
 ctest --output-on-failure -j2 "$@"

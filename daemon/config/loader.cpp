@@ -429,6 +429,10 @@ Config load_config(const LoadOptions& options) {
     builder.bind(section("http"), "http.", http_keys(), config.http, nullptr);
     builder.bind(section("plugins"), "plugins.", plugins_keys(), config.plugins, nullptr);
 
+    if (config.event_store.schema.starts_with("pg_")) {
+        builder.problem("event_store.schema: names starting with pg_ are reserved by PostgreSQL (got \"" +
+                        config.event_store.schema + "\")");
+    }
     if (config.database.url.empty()) {
         builder.problem("database.url: database url cannot be empty (set database.url in the file or DATABASE_URL)");
     }

@@ -92,9 +92,15 @@ void ProjectionRunner::stop() {
     idle_timer_.cancel();
 }
 
-void ProjectionRunner::wake() { idle_timer_.cancel(); }
+void ProjectionRunner::wake() {
+    // Remembered, so a wake-up that arrives while we are reading (not
+    // sleeping) is not lost: the next sleep returns at once.
+    wake_pending_ = true;
+    idle_timer_.cancel();
+}
 
 asio::awaitable<void> ProjectionRunner::sleep(std::chrono::milliseconds duration) {
+    if (stopping_ || wake_pending_) co_return;
     idle_timer_.expires_after(duration);
     boost::system::error_code ec;
     co_await idle_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -150,11 +156,13 @@ asio::awaitable<void> ProjectionRunner::run() {
                 reconnect_backoff = 100ms;
             }
             if (paused_) {
+                wake_pending_ = false;  // new events do not matter to a paused projection
                 co_await sleep(std::chrono::hours(24));
                 continue;
             }
             store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
                                        settings_.replica_set.batch_size};
+            wake_pending_ = false;  // this read sees everything committed before it
             store::EventBatch batch = co_await reader_.read(*connection_, request);
             if (batch.events.empty()) {
                 // A prefix up to the first missing position may be final

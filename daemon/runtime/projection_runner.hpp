@@ -76,6 +76,7 @@ private:
     std::vector<int64_t> written_;    // last checkpoint written, per slice
     bool prepared_ = false;
     bool stopping_ = false;
+    bool wake_pending_ = false;
     bool paused_ = false;
     int64_t handled_ = 0;
     std::chrono::steady_clock::time_point last_sweep_;

@@ -278,6 +278,8 @@ TEST_CASE("SQL identifiers are validated, never passed through raw", "[config][v
                Catch::Contains("event_store.events_table: invalid identifier"));
     CHECK_THAT(problems(std::string(kMinimal) + "event_store: {events_table: 1events}\n"),
                Catch::Contains("event_store.events_table: invalid identifier"));
+    CHECK_THAT(problems(std::string(kMinimal) + "event_store: {schema: pg_events}\n"),
+               Catch::Contains("event_store.schema: names starting with pg_ are reserved by PostgreSQL"));
     CHECK(load(std::string(kMinimal) + "event_store: {schema: es_1, events_table: Events}\n").event_store.events_table ==
           "Events");
 }

@@ -1,0 +1,255 @@
+// The event path end to end: real daemons over a real PostgreSQL, checking
+// what the recorder fixture plugin saw.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <iterator>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "support/event_store_fixture.hpp"
+
+using namespace orchestratord::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+void stop_gracefully(ChildProcess& daemon) {
+    // Before "ready" the signal handlers may not be installed yet.
+    REQUIRE(daemon.wait_for_output("ready;", 15s));
+    daemon.signal(SIGTERM);
+    const auto status = daemon.wait(10s);
+    INFO(daemon.output());
+    REQUIRE(status);
+    CHECK(status->exited);
+    CHECK(status->code == 0);
+}
+
+// Every recorded delivery, in the order they were committed.
+std::vector<std::tuple<int64_t, std::string, int64_t>> deliveries(EventStoreFixture& store) {
+    const auto rows = store.db().exec("SELECT global_position, aggregate_id, aggregate_version FROM " + store.schema() +
+                                      ".recorded ORDER BY id");
+    std::vector<std::tuple<int64_t, std::string, int64_t>> out;
+    for (int64_t row = 0; row < rows.rows; ++row) {
+        out.emplace_back(std::stoll(*rows.at(row, 0)), *rows.at(row, 1), std::stoll(*rows.at(row, 2)));
+    }
+    return out;
+}
+
+void check_per_aggregate_order(const std::vector<std::tuple<int64_t, std::string, int64_t>>& seen) {
+    std::map<std::string, int64_t> last_version;
+    for (const auto& [position, aggregate, version] : seen) {
+        INFO("aggregate " << aggregate << " at position " << position);
+        CHECK(version > last_version[aggregate]);
+        last_version[aggregate] = version;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a transaction committing a lower position late is delivered, in order, exactly once", "[event-path][late-commit]") {
+    EventStoreFixture store("late_commit");
+    store.append(5);
+    auto daemon = store.start_daemon(store.config_file(store.recorder(), 10));
+    REQUIRE(store.wait_until([&] { return store.recorded() == 5; }, 15s));
+
+    // A draws position p and stays open; B draws p+1 and commits.
+    orchestratord::pg::BlockingConnection a(pg_url());
+    orchestratord::pg::BlockingConnection b(pg_url());
+    const std::string insert = "INSERT INTO " + store.schema() +
+                               ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, "
+                               "event_type, payload) VALUES ('test', 'Thing', $1, 1, gen_random_uuid(), 'Late', '\\x00') "
+                               "RETURNING global_position";
+    const auto a_pid = *a.exec("SELECT pg_backend_pid()").at(0, 0);
+    a.exec("BEGIN");
+    const int64_t p = std::stoll(*a.exec(insert, {"late-a"}).at(0, 0));
+    const int64_t p_next = std::stoll(*b.exec(insert, {"late-b"}).at(0, 0));
+    REQUIRE(p_next == p + 1);
+
+    // The reader waits for A and says so, naming A's backend.
+    INFO(daemon->output());
+    REQUIRE(daemon->wait_for_output("reader blocked by an open writer", 20s));
+    CHECK_THAT(daemon->output(), Catch::Contains("writer_pid=" + a_pid));
+    CHECK(store.recorded() == 5);
+    // No checkpoint has passed p while A is open.
+    CHECK(store.scalar("SELECT max(position) FROM " + store.schema() + ".orchestratord_checkpoints") < p);
+
+    a.exec("COMMIT");
+    REQUIRE(store.wait_until([&] { return store.recorded() == 7; }, 10s));
+    const auto seen = deliveries(store);
+    CHECK(std::get<0>(seen[5]) == p);
+    CHECK(std::get<0>(seen[6]) == p + 1);
+    stop_gracefully(*daemon);
+    CHECK(store.recorded() == 7);
+    CHECK(store.lowest_checkpoint() == p + 1);
+}
+
+TEST_CASE("a rolled-back writer's hole is passed promptly", "[event-path][late-commit]") {
+    EventStoreFixture store("rollback_hole");
+    auto daemon = store.start_daemon(store.config_file(store.recorder(), 10));
+    orchestratord::pg::BlockingConnection a(pg_url());
+    const std::string insert = "INSERT INTO " + store.schema() +
+                               ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, "
+                               "event_type, payload) VALUES ('test', 'Thing', $1, 1, gen_random_uuid(), 'T', '\\x00')";
+    a.exec("BEGIN");
+    a.exec(insert, {"rolled-back"});
+    store.db().exec(insert, {"committed"});
+    a.exec("ROLLBACK");
+    const auto rolled_back_at = std::chrono::steady_clock::now();
+    REQUIRE(store.wait_until([&] { return store.recorded() == 1; }, 10s));
+    CHECK(std::chrono::steady_clock::now() - rolled_back_at < 2s);
+    CHECK(store.scalar("SELECT count(*) FROM " + store.schema() + ".recorded WHERE aggregate_id = 'committed'") == 1);
+    stop_gracefully(*daemon);
+}
+
+TEST_CASE("a transactional projection applies every event exactly once across 20 SIGKILLs", "[event-path][exactly-once]") {
+    EventStoreFixture store("exactly_once");
+    store.append_each(4000, 40);
+    const int64_t head = store.head();
+    const std::string config = store.config_file(store.recorder(), 20);
+    std::mt19937 random(20261127);
+    std::uniform_int_distribution<int> delay_ms(5, 120);
+    int kills = 0;
+    for (int run = 0; run < 20; ++run) {
+        auto daemon = store.start_daemon(config, "run" + std::to_string(run) + ".log");
+        REQUIRE(daemon->wait_for_output("projection starting", 15s));
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));  // a random point, not a sync
+        daemon->signal(SIGKILL);
+        REQUIRE(daemon->wait(5s));
+        ++kills;
+        if (run == 10) store.append_each(1000, 40);  // more arrives while workers die
+    }
+    auto daemon = store.start_daemon(config, "final.log");
+    const int64_t final_head = store.head();
+    CHECK(final_head == head + 1000);
+    REQUIRE(store.wait_until([&] { return store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") == final_head; }, 60s));
+    stop_gracefully(*daemon);
+
+    INFO("kills: " << kills);
+    CHECK(store.recorded() == final_head);  // no duplicates
+    CHECK(store.scalar("SELECT count(*) FROM (SELECT global_position FROM " + store.schema() +
+                       ".recorded GROUP BY 1 HAVING count(*) > 1) d") == 0);
+    CHECK(store.lowest_checkpoint() == final_head);
+    check_per_aggregate_order(deliveries(store));
+}
+
+TEST_CASE("an at-least-once projection misses nothing across SIGKILLs and repeats at most a batch per kill", "[event-path][at-least-once]") {
+    EventStoreFixture store("at_least_once");
+    store.append_each(3000, 30);
+    const int64_t head = store.head();
+    const std::string file = store.dir().file("deliveries.txt");
+    const int batch_size = 25;
+    const std::string config = store.config_file(
+        "      - name: recorder_file\n        config: {file: '" + file + "'}\n", batch_size);
+    std::mt19937 random(42);
+    std::uniform_int_distribution<int> delay_ms(5, 100);
+    const int kills = 10;
+    for (int run = 0; run < kills; ++run) {
+        auto daemon = store.start_daemon(config, "run" + std::to_string(run) + ".log");
+        REQUIRE(daemon->wait_for_output("projection starting", 15s));
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
+        daemon->signal(SIGKILL);
+        REQUIRE(daemon->wait(5s));
+    }
+    auto count_lines = [&](std::map<int64_t, int>& seen) {
+        seen.clear();
+        std::ifstream in(file);
+        std::string line;
+        while (std::getline(in, line)) {
+            std::istringstream fields(line);
+            int64_t position = 0;
+            std::string aggregate;
+            int64_t version = 0;
+            if (fields >> position >> aggregate >> version) ++seen[position];  // a torn last line is ignored
+        }
+    };
+    auto daemon = store.start_daemon(config, "final.log");
+    std::map<int64_t, int> seen;
+    REQUIRE(store.wait_until([&] {
+        count_lines(seen);
+        return static_cast<int64_t>(seen.size()) == head;
+    }, 60s));
+    stop_gracefully(*daemon);
+    count_lines(seen);
+    int64_t duplicates = 0;
+    for (const auto& [position, times] : seen) duplicates += times - 1;
+    CHECK(static_cast<int64_t>(seen.size()) == head);
+    CHECK(seen.begin()->first == 1);
+    CHECK(seen.rbegin()->first == head);
+    CHECK(duplicates <= static_cast<int64_t>(kills) * batch_size);
+}
+
+TEST_CASE("a projection's scope is applied: it sees exactly the events it declared", "[event-path][scope]") {
+    EventStoreFixture store("scope");
+    store.append(10, 10, "UserRegistered", "User", "identity");
+    store.append(10, 10, "UserEmailChanged", "User", "identity");  // other type
+    store.append(10, 10, "UserRegistered", "User", "marketing");   // other bounded context
+    store.append(10, 10, "UserRegistered", "Lead", "identity");    // other aggregate type
+    store.append(5, 5, "UserDeleted", "User", "identity");
+    auto daemon = store.start_daemon(store.config_file(store.recorder("recorder_scoped"), 7));
+    REQUIRE(store.wait_until([&] { return store.recorded() == 15; }, 15s));
+    stop_gracefully(*daemon);
+    CHECK(store.recorded() == 15);
+    CHECK(store.lowest_checkpoint("recorder_scoped") == store.head());
+    CHECK(store.scalar("SELECT count(*) FROM " + store.schema() +
+                       ".recorded WHERE event_type NOT IN ('UserRegistered', 'UserDeleted')") == 0);
+    // Every column reached the plugin.
+    CHECK(store.scalar("SELECT count(*) FROM " + store.schema() +
+                       ".recorded WHERE payload_size > 0 AND metadata LIKE '%test%'") == 15);
+}
+
+TEST_CASE("a poison event is dead-lettered and the projection goes on", "[event-path][poison]") {
+    EventStoreFixture store("dead_letter");
+    store.append(20, 20);
+    const std::string projection = "      - name: recorder\n        config: {table: " + store.schema() +
+                                   ".recorded, fail_position: 7}\n        on_error: {policy: dead-letter, "
+                                   "max_attempts: 2, initial_backoff: 10ms, max_backoff: 20ms}\n";
+    auto daemon = store.start_daemon(store.config_file(projection, 10));
+    REQUIRE(store.wait_until([&] { return store.recorded() == 19; }, 20s));
+    REQUIRE(store.wait_until(
+        [&] { return store.scalar("SELECT count(*) FROM " + store.schema() + ".orchestratord_dead_letters") == 1; }, 20s));
+    stop_gracefully(*daemon);
+    CHECK(store.lowest_checkpoint() == 20);
+    CHECK(store.scalar("SELECT count(*) FROM " + store.schema() + ".recorded WHERE global_position = 7") == 0);
+    const auto letter = store.db().exec("SELECT global_position, attempts, error FROM " + store.schema() +
+                                        ".orchestratord_dead_letters");
+    REQUIRE(letter.rows == 1);
+    CHECK(letter.at(0, 0) == "7");
+    CHECK(letter.at(0, 1) == "2");
+    CHECK_THAT(*letter.at(0, 2), Catch::Contains("poison event at position 7"));
+    CHECK_THAT(daemon->output(), Catch::Contains("dead-lettered an event"));
+}
+
+TEST_CASE("a poison event pauses its projection while the others continue", "[event-path][poison]") {
+    EventStoreFixture store("pause");
+    store.append(20, 20);
+    const std::string file = store.dir().file("other.txt");
+    const std::string projections = "      - name: recorder\n        config: {table: " + store.schema() +
+                                    ".recorded, fail_position: 15}\n        on_error: {policy: pause, max_attempts: 2, "
+                                    "initial_backoff: 10ms}\n      - name: recorder_file\n        config: {file: '" +
+                                    file + "'}\n";
+    auto daemon = store.start_daemon(store.config_file(projections, 10));
+    auto lines = [&] {
+        std::ifstream in(file);
+        return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+    };
+    REQUIRE(store.wait_until([&] { return lines() == 20; }, 20s));
+    REQUIRE(daemon->wait_for_output("projection paused after repeated failures", 20s));
+    stop_gracefully(*daemon);
+    // The batch holding the poison event was not applied; the one before it was.
+    CHECK(store.recorded() == 10);
+    const auto state = store.db().exec("SELECT state, reason FROM " + store.schema() + ".orchestratord_projection_state");
+    REQUIRE(state.rows == 1);
+    CHECK(state.at(0, 0) == "paused");
+    CHECK_THAT(*state.at(0, 1), Catch::Contains("poison event at position 15"));
+
+    // A restart keeps it paused instead of failing again.
+    auto again = store.start_daemon(store.config_file(projections, 10), "again.log");
+    REQUIRE(again->wait_for_output("projection is paused", 15s));
+    stop_gracefully(*again);
+    CHECK(store.recorded() == 10);
+}
