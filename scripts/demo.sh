@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The orchestratord demo, from nothing to a running daemon:
 #   installs what is missing, builds (Release), starts a private PostgreSQL
-#   under .demo/ (unless DATABASE_URL is set), and runs orchestratord with the
-#   sample plugins until Ctrl-C, or for --duration N seconds.
+#   under .demo/ (unless DATABASE_URL is set), migrates it (with the NOTIFY
+#   trigger), appends sample events (a backlog, then a steady trickle) and runs
+#   orchestratord with the sample plugins until Ctrl-C, or for --duration N
+#   seconds. The projections catch up (lag falls to 0), then follow live.
 #
 #   ./scripts/demo.sh [--duration N]
 set -euo pipefail
@@ -12,7 +14,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=${2:?--duration needs a number of seconds}; shift 2 ;;
     --duration=*) duration=${1#--duration=}; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +34,9 @@ mkdir -p "$demo"
 chmod 755 "$demo"
 pg_started=""
 daemon_pid=""
+generator_pid=""
 cleanup() {
+  if [ -n "$generator_pid" ]; then kill "$generator_pid" 2>/dev/null || true; wait "$generator_pid" 2>/dev/null || true; fi
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
     kill -TERM "$daemon_pid" 2>/dev/null || true
     wait "$daemon_pid" 2>/dev/null || true
@@ -65,6 +69,7 @@ plugins:
 replica_sets:
   - name: demo
     preset: development
+    batch_size: 500
     projections:
       - name: event_counter
         config: {log_every: 100}
@@ -81,7 +86,12 @@ echo "demo: effective configuration (password masked, source of each value on th
 echo "demo: migrating (event store tables when absent, orchestratord's tables, NOTIFY trigger)"
 "$bin" migrate --config "$demo/orchestratord.yaml" --with-notify-trigger
 
-echo "demo: starting orchestratord (Ctrl-C to stop)"
+echo "demo: appending 20000 sample events to catch up on, then a steady 50 events/s"
+"$root/scripts/append-events.sh" --url "$DATABASE_URL" --count 20000
+"$root/scripts/append-events.sh" --url "$DATABASE_URL" --rate 50 &
+generator_pid=$!
+
+echo "demo: starting orchestratord (Ctrl-C to stop); watch 'projection progress' lines: lag falls to 0, then follows live"
 "$bin" --config "$demo/orchestratord.yaml" &
 daemon_pid=$!
 if [ -n "$duration" ]; then
@@ -91,8 +101,14 @@ fi
 status=0
 wait "$daemon_pid" || status=$?
 daemon_pid=""
+kill "$generator_pid" 2>/dev/null || true
+wait "$generator_pid" 2>/dev/null || true
+generator_pid=""
 if [ "$status" -eq 0 ]; then
   echo "demo: orchestratord stopped cleanly"
+  if command -v psql >/dev/null; then
+    echo "demo: the user_directory read model now holds $(psql "$DATABASE_URL" -Atqc 'SELECT count(*) FROM demo_users') users"
+  fi
 else
   echo "demo: orchestratord exited with status $status" >&2
 fi

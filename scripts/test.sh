@@ -5,7 +5,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" RelWithDebInfo
+# The Release tree the demo and the benchmark use, so CI builds exactly what they run.
+build_dir=${BUILD_DIR:-$root/build-release}
+BUILD_DIR="$build_dir" "$root/scripts/build.sh" Release
 
 pg_dir=$(mktemp -d /tmp/orchestratord-test-pg.XXXXXX)
 chmod 755 "$pg_dir"
@@ -19,5 +21,5 @@ echo "test.sh: throwaway PostgreSQL on 127.0.0.1:$PGPORT"
 # The PostgreSQL-restart test restarts this cluster through scripts/pg-private.sh.
 export TEST_PG_DIR="$pg_dir" TEST_PG_SCRIPT="$root/scripts/pg-private.sh"
 
-cd "${BUILD_DIR:-$root/build}"
+cd "$build_dir"
 ctest --output-on-failure -j2 "$@"

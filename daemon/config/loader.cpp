@@ -72,7 +72,10 @@ public:
             for (const auto& name : nested) known = known || name == key;
             if (!known) {
                 std::string allowed;
-                for (const auto& spec : keys) allowed += (allowed.empty() ? "" : ", ") + std::string(spec.name);
+                for (const auto& spec : keys) {
+                    if (!allowed.empty()) allowed += ", ";
+                    allowed += spec.name;
+                }
                 for (const auto& name : nested) allowed += ", " + std::string(name);
                 problem(prefix + key + ": unknown key" + where_in_file(entry.first) + " (allowed: " + allowed + ")");
             }

@@ -33,7 +33,10 @@ void log_plugin_scan(const plugins::PluginScan& scan) {
     }
     for (const auto& plugin : scan.plugins) {
         std::string names;
-        for (const auto& projection : plugin.projections) names += (names.empty() ? "" : ",") + projection.name;
+        for (const auto& projection : plugin.projections) {
+            if (!names.empty()) names += ',';
+            names += projection.name;
+        }
         spdlog::info("loaded plugin plugin={} version={} abi={}.{} projections={} file={}", plugin.name,
                      plugin.version, plugin.abi_major, plugin.abi_minor, names, plugin.file);
     }

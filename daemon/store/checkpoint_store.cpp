@@ -42,7 +42,10 @@ asio::awaitable<void> CheckpointStore::advance(pg::AsyncConnection& connection, 
                                                int64_t position) {
     if (slices.empty()) co_return;
     std::string array = "{";
-    for (size_t i = 0; i < slices.size(); ++i) array += (i > 0 ? "," : "") + std::to_string(slices[i]);
+    for (size_t i = 0; i < slices.size(); ++i) {
+        if (i > 0) array += ',';
+        array += std::to_string(slices[i]);
+    }
     array += "}";
     const auto params = pg::make_params(replica_set, projection, array, std::to_string(position));
     co_await connection.query(

@@ -41,7 +41,10 @@ std::string text_array(const std::vector<std::string>& items) {
 template <typename T>
 std::string number_array(const std::vector<T>& items) {
     std::string out = "{";
-    for (size_t i = 0; i < items.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(items[i]);
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) out += ',';
+        out += std::to_string(items[i]);
+    }
     return out + "}";
 }
 
@@ -107,7 +110,9 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, bool bound
     Query query;
     auto param = [&](std::optional<std::string> value) {
         query.params.push_back(std::move(value));
-        return "$" + std::to_string(query.params.size());
+        std::string placeholder = "$";  // appended, not `"$" + ...`: GCC 12 -O3 warns falsely on that
+        placeholder += std::to_string(query.params.size());
+        return placeholder;
     };
     int64_t from = INT64_MAX;
     bool uniform = true;

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# orchestratord benchmark: every number is measured in the same run, on the
+# same throwaway PostgreSQL, so ratios are meaningful on a noisy machine.
+#
+#   scripts/bench.sh [--events N] [--json]
+#
+# Rows: raw COPY of the events (the physical read limit); catch-up of one
+# worker with a no-op at-least-once projection at batch 100 and 1000 and the
+# ratio to COPY; a transactional projection inserting one row per event; rows
+# read from the events table by 10 projections at the head relative to 1;
+# append-to-handle latency with NOTIFY at 1,000 appends/s; peak RSS.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+events=1000000
+json=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --events) events=${2:?--events needs a number}; shift 2 ;;
+    --json) json=1; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$events" =~ ^[0-9]+$ ]] && [ "$events" -ge 10000 ] || { echo "bench: --events must be a whole number >= 10000" >&2; exit 2; }
+
+log() { [ -n "$json" ] || echo "bench: $*" >&2; }
+
+"$root/scripts/install-deps.sh" >&2
+log "building (Release)"
+BUILD_DIR="$root/build-release" "$root/scripts/build.sh" Release >/dev/null
+bin="$root/build-release/bin/orchestratord"
+
+work=$(mktemp -d /tmp/orchestratord-bench.XXXXXX)
+chmod 755 "$work"
+daemon_pid=""
+cleanup() {
+  [ -n "$daemon_pid" ] && kill -9 "$daemon_pid" 2>/dev/null || true
+  "$root/scripts/pg-private.sh" stop "$work/pg"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+eval "$("$root/scripts/pg-private.sh" start "$work/pg")"
+url="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
+sql() { psql "$url" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+mkdir -m 0755 "$work/plugins"
+install -m 0644 "$root/build-release/fixture-plugins/noop.so" "$root/build-release/fixture-plugins/recorder.so" "$work/plugins/"
+
+config() {  # config NAME BATCH PROJECTIONS_YAML
+  cat > "$work/$1.yaml" <<YAML
+database: {url: "$url"}
+logging: {level: warn}
+plugins: {directory: $work/plugins}
+replica_sets:
+  - name: $1
+    batch_size: $2
+    projections:
+$3
+YAML
+  echo "$work/$1.yaml"
+}
+noop_projections() {  # noop_projections COUNT
+  local i
+  for ((i = 0; i < $1; i++)); do echo "      - name: noop_$i"; done
+}
+start_daemon() {  # start_daemon CONFIG
+  "$bin" --config "$1" >>"$work/daemon.log" 2>&1 &
+  daemon_pid=$!
+}
+stop_daemon() {
+  kill -TERM "$daemon_pid" 2>/dev/null || true
+  wait "$daemon_pid" 2>/dev/null || true
+  daemon_pid=""
+}
+now() { date +%s.%N; }
+# Waits until a projection of a replica set has committed a checkpoint at $3 or beyond.
+wait_checkpoint() {  # wait_checkpoint REPLICA_SET PROJECTION POSITION
+  while [ "$(sql "SELECT coalesce(max(position), 0) >= $3 FROM orchestratord_checkpoints WHERE replica_set = '$1' AND projection = '$2'")" != "t" ]; do
+    kill -0 "$daemon_pid" 2>/dev/null || { echo "bench: the daemon died; see $work/daemon.log" >&2; tail -20 "$work/daemon.log" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
+log "migrating and appending $events events (10,000 aggregates, ~200-byte JSON payloads)"
+"$bin" migrate --config "$(config setup 100 "      - name: noop_0")" --with-notify-trigger >/dev/null
+sql "INSERT INTO events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, payload, metadata)
+     SELECT 'bench', 'Account', 'account-' || (g % 10000), g / 10000 + 1, gen_random_uuid(),
+            CASE g % 3 WHEN 0 THEN 'Deposited' WHEN 1 THEN 'Withdrawn' ELSE 'Renamed' END,
+            convert_to(json_build_object('account', 'account-' || (g % 10000), 'amount', g % 977,
+                       'currency', 'EUR', 'note', repeat('x', 120))::text, 'UTF8'),
+            '{\"source\": \"bench\"}'::jsonb
+     FROM generate_series(1, $events) g"
+sql "VACUUM ANALYZE events"
+head=$(sql "SELECT max(global_position) FROM events")
+
+log "raw COPY of every event"
+t0=$(now)
+psql "$url" -X -q -c "COPY (SELECT * FROM events ORDER BY global_position) TO STDOUT" >/dev/null
+copy_s=$(echo "$(now) - $t0" | bc -l)
+
+catchup() {  # catchup BATCH -> seconds
+  local name="catchup$1"
+  start_daemon "$(config "$name" "$1" "      - name: noop_0")"
+  local t=$(now)
+  wait_checkpoint "$name" noop_0 "$head"
+  local s=$(echo "$(now) - $t" | bc -l)
+  rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
+  stop_daemon
+  echo "$s"
+}
+log "catch-up, no-op projection, batch 100"
+b100_s=$(catchup 100)
+log "catch-up, no-op projection, batch 1000"
+b1000_s=$(catchup 1000)
+peak_rss_mb=$(echo "$rss_kb / 1024" | bc -l)
+
+log "transactional projection, one row inserted per event"
+tx_events=$(( events < 200000 ? events : 200000 ))
+sql "CREATE TABLE recorded (id BIGSERIAL PRIMARY KEY, global_position BIGINT, aggregate_id TEXT, aggregate_version BIGINT,
+     event_type TEXT, payload_size BIGINT, metadata TEXT, handled_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())"
+start_daemon "$(config tx 1000 "      - name: recorder
+        config: {table: recorded}")"
+t0=$(now)
+wait_checkpoint tx recorder "$tx_events"
+tx_s=$(echo "$(now) - $t0" | bc -l)
+stop_daemon
+tx_rate=$(echo "$tx_events / $tx_s" | bc -l)
+
+# Rows the daemon reads from the events table while N projections follow the
+# head: pg_stat counts every tuple fetched through an index or a scan.
+events_read() { sql "SELECT coalesce(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_user_tables WHERE relname = 'events'"; }
+at_head() {  # at_head PROJECTIONS -> rows read per appended event
+  local name="head$1"
+  sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
+       SELECT '$name', 'noop_' || p, s, $head FROM generate_series(0, $(( $1 - 1 ))) p, generate_series(0, 63) s" >/dev/null
+  start_daemon "$(config "$name" 100 "$(noop_projections "$1")")"
+  sleep 1
+  sql "SELECT pg_stat_clear_snapshot()" >/dev/null
+  local before=$(events_read)
+  local appended=2000
+  for ((i = 0; i < 20; i++)); do
+    sql "INSERT INTO events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, payload)
+         SELECT 'bench', 'Head', 'head-$name-' || $i || '-' || g, 1, gen_random_uuid(), 'Appended', '\\x00'
+         FROM generate_series(1, $(( appended / 20 ))) g"
+    sleep 0.05
+  done
+  local target=$(sql "SELECT max(global_position) FROM events")
+  for ((p = 0; p < $1; p++)); do wait_checkpoint "$name" "noop_$p" "$target"; done
+  sleep 0.6  # pg_stat counters are flushed by the backends at most every 500 ms
+  local after=$(events_read)
+  stop_daemon
+  echo "($after - $before) / $appended" | bc -l
+}
+log "rows read at the head: 1 projection"
+read_1=$(at_head 1)
+log "rows read at the head: 10 projections"
+read_10=$(at_head 10)
+head=$(sql "SELECT max(global_position) FROM events")
+
+log "append-to-handle latency with NOTIFY at 1,000 appends/s"
+sql "TRUNCATE recorded"
+sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
+     SELECT 'latency', 'recorder', s, $head FROM generate_series(0, 63) s"
+start_daemon "$(config latency 100 "      - name: recorder
+        config: {table: recorded}")"
+sleep 1
+cat > "$work/append.sql" <<'SQL'
+INSERT INTO events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, payload)
+VALUES ('bench', 'Latency', gen_random_uuid()::text, 1, gen_random_uuid(), 'Pinged', '\x00');
+SQL
+/usr/lib/postgresql/15/bin/pgbench "$url" -n -f "$work/append.sql" -R 1000 -T 10 -c 4 -j 2 >/dev/null 2>&1
+target=$(sql "SELECT max(global_position) FROM events")
+wait_checkpoint latency recorder "$target"
+stop_daemon
+read -r p50 p99 samples <<<"$(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 2),
+       round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 2), count(*)
+  FROM (SELECT extract(epoch FROM r.handled_at - e.created_at) * 1000 AS ms
+        FROM recorded r JOIN events e ON e.global_position = r.global_position) l" | tr '|' ' ')"
+
+copy_rate=$(echo "$events / $copy_s" | bc -l)
+b100_rate=$(echo "$events / $b100_s" | bc -l)
+b1000_rate=$(echo "$events / $b1000_s" | bc -l)
+ratio100=$(echo "$b100_rate / $copy_rate" | bc -l)
+ratio1000=$(echo "$b1000_rate / $copy_rate" | bc -l)
+read_ratio=$(echo "if ($read_1 > 0) $read_10 / $read_1 else 0" | bc -l)
+
+if [ -n "$json" ]; then
+  printf '{"events": %d, "copy_events_per_s": %.0f, "catchup_b100_events_per_s": %.0f, "catchup_b1000_events_per_s": %.0f, "ratio_b100": %.3f, "ratio_b1000": %.3f, "tx_projection_events_per_s": %.0f, "rows_read_ratio_10_projections": %.2f, "latency_p50_ms": %s, "latency_p99_ms": %s, "latency_samples": %s, "peak_rss_mb": %.1f}\n' \
+    "$events" "$copy_rate" "$b100_rate" "$b1000_rate" "$ratio100" "$ratio1000" "$tx_rate" "$read_ratio" "$p50" "$p99" "$samples" "$peak_rss_mb"
+else
+  printf '\n%-58s %16s %10s\n' "measure ($events events, $(nproc) cores)" "value" "target"
+  printf '%-58s %16.0f %10s\n' "raw COPY, events/s" "$copy_rate" ""
+  printf '%-58s %16.0f %10s\n' "catch-up, no-op projection, batch 100, events/s" "$b100_rate" ""
+  printf '%-58s %16.3f %10s\n' "  ratio to raw COPY" "$ratio100" ">= 0.70"
+  printf '%-58s %16.0f %10s\n' "catch-up, no-op projection, batch 1000, events/s" "$b1000_rate" ""
+  printf '%-58s %16.3f %10s\n' "  ratio to raw COPY" "$ratio1000" ">= 0.85"
+  printf '%-58s %16.0f %10s\n' "transactional projection, one row per event, events/s" "$tx_rate" ""
+  printf '%-58s %16.2f %10s\n' "rows read at the head, 10 projections vs 1" "$read_ratio" "<= 1.2"
+  printf '%-58s %16s %10s\n' "append-to-handle latency p50 at 1,000/s, ms" "$p50" ""
+  printf '%-58s %16s %10s\n' "append-to-handle latency p99 at 1,000/s, ms" "$p99" "< 25"
+  printf '%-58s %16.1f %10s\n' "peak RSS at batch 1000, MB" "$peak_rss_mb" "< 64"
+fi
