@@ -104,14 +104,14 @@ catchup() {  # catchup BATCH -> seconds
   local t=$(now)
   wait_checkpoint "$name" noop_0 "$head"
   local s=$(echo "$(now) - $t" | bc -l)
-  rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
+  local rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
   stop_daemon
-  echo "$s"
+  echo "$s $rss_kb"
 }
 log "catch-up, no-op projection, batch 100"
-b100_s=$(catchup 100)
+read -r b100_s _ <<<"$(catchup 100)"
 log "catch-up, no-op projection, batch 1000"
-b1000_s=$(catchup 1000)
+read -r b1000_s rss_kb <<<"$(catchup 1000)"
 peak_rss_mb=$(echo "$rss_kb / 1024" | bc -l)
 
 log "transactional projection, one row inserted per event"

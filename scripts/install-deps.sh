@@ -16,7 +16,7 @@ PACKAGES=(
   libcli11-dev
   nlohmann-json3-dev
   postgresql-15 postgresql-client-15
-  python3
+  python3 bc
 )
 
 missing=()

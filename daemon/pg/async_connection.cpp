@@ -4,6 +4,7 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <map>
 #include <vector>
 
 #include "pg/conninfo.hpp"
@@ -26,6 +27,7 @@ void ignore_notice(void*, const PGresult*) {}
 struct AsyncConnection::State {
     asio::io_context& io;
     PGconn* conn = nullptr;
+    std::map<std::string, std::string> prepared;  // SQL text -> statement name, per connection
     std::unique_ptr<asio::posix::stream_descriptor> socket;
 
     explicit State(asio::io_context& context) : io(context) {}
@@ -47,6 +49,7 @@ struct AsyncConnection::State {
         }
     }
     void finish() {
+        prepared.clear();
         release_socket();
         if (conn != nullptr) {
             PQfinish(conn);
@@ -98,32 +101,28 @@ asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, cons
     PQsetnonblocking(state_->conn, 1);
 }
 
-asio::awaitable<Result> AsyncConnection::query(const std::string& sql, const Params& params,
-                                               const std::string& purpose, Format format) {
-    if (state_->conn == nullptr) throw Error(purpose, "", "not connected");
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
-    if (PQsendQueryParams(state_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                          nullptr, static_cast<int>(format)) == 0) {
-        throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
-    }
-    // Push the whole query out; a large parameter set may need several writes.
+namespace {
+
+// Pushes the whole query out; a large parameter set may need several writes.
+asio::awaitable<void> flush(PGconn* conn, asio::posix::stream_descriptor& socket, const std::string& purpose) {
     for (;;) {
-        const int flushed = PQflush(state_->conn);
-        if (flushed == 0) break;
-        if (flushed < 0) throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
-        co_await state_->wait(asio::posix::descriptor_base::wait_write);
+        const int flushed = PQflush(conn);
+        if (flushed == 0) co_return;
+        if (flushed < 0) throw Error(purpose, "", trimmed(PQerrorMessage(conn)));
+        co_await socket.async_wait(asio::posix::descriptor_base::wait_write, asio::use_awaitable);
     }
-    // Collect every result of the statement; keep the last good one or the first error.
+}
+
+// Collects every result of the statement; keeps the last good one or the first error.
+asio::awaitable<Result> collect(PGconn* conn, asio::posix::stream_descriptor& socket, const std::string& purpose) {
     Result good;
     std::optional<Error> failure;
     for (;;) {
-        while (PQisBusy(state_->conn) != 0) {
-            co_await state_->wait(asio::posix::descriptor_base::wait_read);
-            if (PQconsumeInput(state_->conn) == 0) throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
+        while (PQisBusy(conn) != 0) {
+            co_await socket.async_wait(asio::posix::descriptor_base::wait_read, asio::use_awaitable);
+            if (PQconsumeInput(conn) == 0) throw Error(purpose, "", trimmed(PQerrorMessage(conn)));
         }
-        PGresult* result = PQgetResult(state_->conn);
+        PGresult* result = PQgetResult(conn);
         if (result == nullptr) break;
         const ExecStatusType status = PQresultStatus(result);
         if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE || status == PGRES_NONFATAL_ERROR) {
@@ -137,8 +136,51 @@ asio::awaitable<Result> AsyncConnection::query(const std::string& sql, const Par
         }
     }
     if (failure) throw *failure;
-    if (PQstatus(state_->conn) == CONNECTION_BAD) throw Error(purpose, "", "connection lost");
+    if (PQstatus(conn) == CONNECTION_BAD) throw Error(purpose, "", "connection lost");
     co_return good;
+}
+
+std::vector<const char*> values_of(const Params& params) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
+    return values;
+}
+
+}  // namespace
+
+asio::awaitable<Result> AsyncConnection::query(const std::string& sql, const Params& params,
+                                               const std::string& purpose, Format format) {
+    if (state_->conn == nullptr) throw Error(purpose, "", "not connected");
+    const auto values = values_of(params);
+    if (PQsendQueryParams(state_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                          nullptr, static_cast<int>(format)) == 0) {
+        throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
+    }
+    co_await flush(state_->conn, *state_->socket, purpose);
+    co_return co_await collect(state_->conn, *state_->socket, purpose);
+}
+
+asio::awaitable<Result> AsyncConnection::query_prepared(const std::string& sql, const Params& params,
+                                                        const std::string& purpose, Format format) {
+    if (state_->conn == nullptr) throw Error(purpose, "", "not connected");
+    auto found = state_->prepared.find(sql);
+    if (found == state_->prepared.end()) {
+        const std::string name = "orchestratord_" + std::to_string(state_->prepared.size() + 1);
+        if (PQsendPrepare(state_->conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) {
+            throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
+        }
+        co_await flush(state_->conn, *state_->socket, purpose);
+        co_await collect(state_->conn, *state_->socket, "prepare to " + purpose);
+        found = state_->prepared.emplace(sql, name).first;
+    }
+    const auto values = values_of(params);
+    if (PQsendQueryPrepared(state_->conn, found->second.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
+                            nullptr, static_cast<int>(format)) == 0) {
+        throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
+    }
+    co_await flush(state_->conn, *state_->socket, purpose);
+    co_return co_await collect(state_->conn, *state_->socket, purpose);
 }
 
 asio::awaitable<Rows> AsyncConnection::exec(const std::string& sql, const Params& params, const std::string& purpose) {

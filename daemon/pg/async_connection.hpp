@@ -30,6 +30,10 @@ public:
     // with SQLSTATE. The result stays in libpq's memory (no copy).
     boost::asio::awaitable<Result> query(const std::string& sql, const Params& params, const std::string& purpose,
                                          Format format = Format::text);
+    // The same, through a prepared statement kept per connection: statements
+    // run once per batch are planned once, not every time.
+    boost::asio::awaitable<Result> query_prepared(const std::string& sql, const Params& params,
+                                                  const std::string& purpose, Format format = Format::text);
     // Runs a statement and copies its text result out (small results only).
     boost::asio::awaitable<Rows> exec(const std::string& sql, const Params& params, const std::string& purpose);
     // Waits for the next NOTIFY on a channel this connection LISTENs to; returns the channel.

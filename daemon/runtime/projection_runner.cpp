@@ -122,6 +122,7 @@ asio::awaitable<void> ProjectionRunner::prepare() {
     positions_ = co_await checkpoints.load(*connection_, settings_.replica_set.name, settings_.projection.name,
                                            slice_count_);
     written_ = positions_;
+    pending_.reset();  // never written: the batch it covered will be delivered again
     // Until the cluster assigns slices, a worker owns every slice.
     owned_slices_.resize(static_cast<size_t>(slice_count_));
     for (int32_t s = 0; s < slice_count_; ++s) owned_slices_[static_cast<size_t>(s)] = s;
@@ -161,9 +162,16 @@ asio::awaitable<void> ProjectionRunner::run() {
                 continue;
             }
             store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
-                                       settings_.replica_set.batch_size};
+                                       settings_.replica_set.batch_size, pending_};
             wake_pending_ = false;  // this read sees everything committed before it
             store::EventBatch batch = co_await reader_.read(*connection_, request);
+            if (pending_) {
+                // The read statement wrote it.
+                for (int32_t s : pending_->slices) {
+                    written_[static_cast<size_t>(s)] = std::max(written_[static_cast<size_t>(s)], pending_->position);
+                }
+                pending_.reset();
+            }
             if (batch.events.empty()) {
                 // A prefix up to the first missing position may be final
                 // without events of ours in it; nothing to hand over then.
@@ -231,8 +239,20 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
         if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
         co_return result;
     }
+    if (!transactional) {
+        // At-least-once: the checkpoint rides along with the next read (one
+        // round trip less per batch). A crash before that read repeats this
+        // batch, which at-least-once allows. Merging is safe because batches
+        // are handled in position order.
+        if (!pending_) pending_ = store::PendingCheckpoint{settings_.replica_set.name, settings_.projection.name, {}, 0};
+        std::set<int32_t> merged(pending_->slices.begin(), pending_->slices.end());
+        merged.insert(slices.begin(), slices.end());
+        pending_->slices.assign(merged.begin(), merged.end());
+        pending_->position = std::max(pending_->position, checkpoint);
+        co_return result;
+    }
     co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices, checkpoint);
-    if (transactional) co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
+    co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
     for (int32_t s : slices) written_[static_cast<size_t>(s)] = std::max(written_[static_cast<size_t>(s)], checkpoint);
     co_return result;
 }
@@ -337,6 +357,7 @@ asio::awaitable<void> ProjectionRunner::pause(const std::string& reason) {
 // does not rescan long ranges for them.
 asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
     last_sweep_ = std::chrono::steady_clock::now();
+    pending_.reset();  // covered below: its slices' positions are ahead of what was written
     // Group slices by position: usually they all share one.
     std::map<int64_t, std::vector<int32_t>> behind;
     for (int32_t s : owned_slices_) {

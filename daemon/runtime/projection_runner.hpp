@@ -12,6 +12,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,7 @@ private:
     std::vector<int32_t> owned_slices_;
     std::vector<int64_t> positions_;  // handled up to here, per slice
     std::vector<int64_t> written_;    // last checkpoint written, per slice
+    std::optional<store::PendingCheckpoint> pending_;  // at-least-once: written with the next read
     bool prepared_ = false;
     bool stopping_ = false;
     bool wake_pending_ = false;

@@ -18,10 +18,11 @@ namespace {
 constexpr const char* kColumns =
     "e.global_position, e.bounded_context, e.aggregate_type, e.aggregate_id, e.aggregate_version, "
     "e.event_id::text, e.event_type, e.event_version, e.payload, e.trace_id, e.correlation_id, e.causation_id, "
-    "e.metadata::text, (extract(epoch FROM e.created_at) * 1000000)::int8";
+    "e.metadata::text, e.created_at";
 constexpr int kSliceColumn = 14;
 constexpr int kHolesColumn = 15;
-constexpr int kWritersColumn = 16;
+// timestamptz in binary format: microseconds since 2000-01-01 UTC.
+constexpr int64_t kPostgresEpochUs = 946684800000000LL;
 
 std::string text_array(const std::vector<std::string>& items) {
     // PostgreSQL array literal with every element quoted and escaped.
@@ -74,7 +75,7 @@ EventBatch to_batch(pg::Result rows) {
         event.correlation_id = optional_text(rows, row, 10);
         event.causation_id = optional_text(rows, row, 11);
         event.metadata = optional_text(rows, row, 12);
-        event.created_at_us = rows.int8(row, 13);
+        event.created_at_us = rows.int8(row, 13) + kPostgresEpochUs;
         batch.slices[static_cast<size_t>(row)] = rows.int4(row, kSliceColumn);
     }
     if (count > 0) batch.final_position = batch.events.back().global_position;
@@ -83,6 +84,13 @@ EventBatch to_batch(pg::Result rows) {
 }
 
 }  // namespace
+
+// Where the read starts: the lowest checkpoint among the owned slices.
+int64_t lowest_position(const ReadRequest& request) {
+    int64_t from = INT64_MAX;
+    for (int32_t slice : request.owned_slices) from = std::min(from, request.positions[static_cast<size_t>(slice)]);
+    return from == INT64_MAX ? 0 : from;
+}
 
 struct GapSafeReader::Query {
     std::string sql;
@@ -101,12 +109,14 @@ GapSafeReader::GapSafeReader(const config::EventStoreConfig& store, BlockedRepor
                              std::chrono::milliseconds report_after)
     : store_(store),
       table_(qualified(store, store.events_table)),
+      checkpoints_(qualified(store, "orchestratord_checkpoints")),
       on_blocked_(std::move(on_blocked)),
       report_after_(report_after) {}
 
-// The batch statement. `bounded`: read the range (from, upto] completely (the
-// re-read after waiting) instead of the next `limit` events.
-GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, bool bounded) const {
+// The batch statement. With `upto`: read the range (from, upto] completely
+// (the re-read after waiting) instead of the next `limit` events.
+GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optional<int64_t> upto,
+                                          bool with_checkpoint) const {
     Query query;
     auto param = [&](std::optional<std::string> value) {
         query.params.push_back(std::move(value));
@@ -114,20 +124,26 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, bool bound
         placeholder += std::to_string(query.params.size());
         return placeholder;
     };
-    int64_t from = INT64_MAX;
+    const int64_t from = lowest_position(request);
     bool uniform = true;
-    for (int32_t slice : request.owned_slices) {
-        const int64_t position = request.positions[static_cast<size_t>(slice)];
-        if (from != INT64_MAX && position != from) uniform = false;
-        from = std::min(from, position);
-    }
+    for (int32_t slice : request.owned_slices) uniform = uniform && request.positions[static_cast<size_t>(slice)] == from;
     const bool all_slices = static_cast<int32_t>(request.owned_slices.size()) == request.slice_count;
     const std::string p_from = param(std::to_string(from));
     const std::string p_slices = param(std::to_string(request.slice_count));
     const std::string slice = slice_expression("e.aggregate_id", p_slices + "::int8");
 
     std::ostringstream sql;
-    sql << "WITH batch AS (SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e";
+    sql << "WITH ";
+    if (with_checkpoint && request.checkpoint) {
+        const auto& checkpoint = *request.checkpoint;
+        sql << "saved AS (INSERT INTO " << checkpoints_
+            << " AS c (replica_set, projection, slice, position, updated_at) SELECT " << param(checkpoint.replica_set)
+            << ", " << param(checkpoint.projection) << ", s, " << param(std::to_string(checkpoint.position))
+            << "::int8, now() FROM unnest(" << param(number_array(checkpoint.slices))
+            << "::int4[]) AS s ON CONFLICT (replica_set, projection, slice) DO UPDATE "
+               "SET position = GREATEST(c.position, EXCLUDED.position), updated_at = now()), ";
+    }
+    sql << "batch AS (SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e";
     if (!(all_slices && uniform)) {
         // Only this worker's slices, each from its own checkpoint.
         std::vector<int64_t> positions;
@@ -146,43 +162,38 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, bool bound
     if (!request.scope.event_types.empty()) {
         sql << " AND e.event_type = ANY(" << param(text_array(request.scope.event_types)) << "::text[])";
     }
-    if (bounded) {
-        query.params.push_back(std::nullopt);  // placeholder: the upper bound, set by the caller
-        sql << " AND e.global_position <= $" << query.params.size();
-    }
+    if (upto) sql << " AND e.global_position <= " << param(std::to_string(*upto));
     sql << " ORDER BY e.global_position";
-    if (!bounded) sql << " LIMIT " << param(std::to_string(request.limit));
+    if (!upto) sql << " LIMIT " << param(std::to_string(request.limit));
     // The missing-position count covers the whole table, so a hole belonging to
-    // another slice or scope also counts: its writer could be ours. pg_locks is
-    // read after the statement's snapshot, so every writer still open then is
-    // listed (see the header for why that is enough).
+    // another slice or scope also counts: we cannot know whose it will be.
     sql << "), top AS (SELECT max(global_position) AS hi FROM batch) "
         << "SELECT b.*, (SELECT top.hi - " << p_from << " - (SELECT count(*) FROM " << table_
-        << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi) FROM top)::int8 AS holes, "
-        << "(SELECT coalesce(array_agg(l.virtualtransaction), '{}')::text FROM pg_locks l WHERE l.relation = "
-        << param(table_) << "::regclass AND l.mode = 'RowExclusiveLock') AS writers "
+        << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi) FROM top)::int8 AS holes "
         << "FROM batch b ORDER BY b.global_position";
     query.sql = sql.str();
     return query;
 }
 
 asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection, const ReadRequest& request) {
-    Query query = build(request, false);
-    pg::Result rows = co_await connection.query(query.sql, query.params, "read events", pg::Format::binary);
+    Query query = build(request, std::nullopt, true);
+    const int64_t from = lowest_position(request);
+    pg::Result rows = co_await connection.query_prepared(query.sql, query.params, "read events", pg::Format::binary);
     if (rows.rows() == 0) co_return EventBatch{};
     const int64_t holes = rows.int8(0, kHolesColumn);
-    const std::string writers(rows.text(0, kWritersColumn));
     EventBatch batch = to_batch(std::move(rows));
     if (holes == 0) co_return batch;
 
-    // Where is the first missing position? Everything below it is final now.
-    const int64_t from = std::stoll(*query.params[0]);
+    // Where is the first missing position (everything below it is final now),
+    // and which writers are open? Both are read after the batch's snapshot.
     const int64_t hi = batch.final_position;
-    const auto range = pg::make_params(std::to_string(from), std::to_string(hi));
+    const auto range = pg::make_params(std::to_string(from), std::to_string(hi), table_);
     const auto first = co_await connection.exec(
-        "SELECT min(x.prev + 1) FROM (SELECT global_position, lag(global_position, 1, $1::int8) OVER (ORDER BY "
+        "SELECT (SELECT min(x.prev + 1) FROM (SELECT global_position, lag(global_position, 1, $1::int8) OVER (ORDER BY "
         "global_position) AS prev FROM " + table_ + " WHERE global_position > $1::int8 AND global_position <= $2::int8) x "
-        "WHERE x.global_position <> x.prev + 1",
+        "WHERE x.global_position <> x.prev + 1), "
+        "(SELECT coalesce(array_agg(l.virtualtransaction), '{}')::text FROM pg_locks l "
+        "WHERE l.relation = $3::regclass AND l.mode = 'RowExclusiveLock')",
         range, "find the first missing position");
     if (first.at(0, 0)) {
         const int64_t hole = std::stoll(*first.at(0, 0));
@@ -194,15 +205,14 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
             batch.final_position = hole - 1;
             co_return batch;
         }
-        // The very next position is missing: wait for the writers open when we read.
-        co_await wait_for_writers(connection, writers);
+        // The very next position is missing: wait for the writers open now.
+        co_await wait_for_writers(connection, first.at(0, 1).value_or("{}"));
     }
     // Read (from, hi] again with a fresh snapshot: every writer that could fill
     // a hole there has ended, so what is missing now was rolled back.
-    Query again = build(request, true);
-    again.params[again.params.size() - 2] = std::to_string(hi);  // the upper-bound placeholder precedes the table param
-    pg::Result reread = co_await connection.query(again.sql, again.params, "read events again after open writers",
-                                                  pg::Format::binary);
+    Query again = build(request, hi, false);
+    pg::Result reread = co_await connection.query_prepared(again.sql, again.params,
+                                                           "read events again after open writers", pg::Format::binary);
     EventBatch final_batch = to_batch(std::move(reread));
     final_batch.final_position = hi;
     co_return final_batch;

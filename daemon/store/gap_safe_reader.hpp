@@ -4,14 +4,19 @@
 // commit, so "position > checkpoint" alone would skip a transaction that
 // commits a lower position after a higher one was read. Each read also counts
 // the positions missing below the batch's highest one (in the whole table, not
-// just this read's slices and scope) and notes the transactions holding
-// RowExclusiveLock on the events table. With no missing position the batch is
+// just this read's slices and scope). With no missing position the batch is
 // final. Otherwise the part below the first missing position is final; for the
-// rest the reader waits until those writers have ended and reads the range
-// again: what is still missing then was rolled back.
+// rest the reader notes the transactions holding RowExclusiveLock on the
+// events table (read after the batch's snapshot), waits until they have ended
+// and reads the range again: what is still missing then was rolled back.
+// Why that is enough: a writer locks the table before it draws a position and
+// keeps the lock until it ends, so a writer that could still fill a hole below
+// the batch's top was either listed (and waited for) or had already ended when
+// the lock list was read, and the re-read's newer snapshot sees its rows.
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,12 +34,23 @@ struct Scope {
     bool operator==(const Scope&) const = default;
 };
 
+// A checkpoint to write in the same statement as the read (at-least-once
+// projections: the previous batch's checkpoint rides along with the next read
+// instead of costing a round trip of its own).
+struct PendingCheckpoint {
+    std::string replica_set;
+    std::string projection;
+    std::vector<int32_t> slices;
+    int64_t position = 0;
+};
+
 struct ReadRequest {
     int32_t slice_count = 64;
     std::vector<int32_t> owned_slices;  // sorted
     std::vector<int64_t> positions;     // checkpoint per slice, indexed by slice number
     Scope scope;
     int64_t limit = 100;
+    std::optional<PendingCheckpoint> checkpoint;
 };
 
 // Called while the reader waits for an open writer: its pid and how long its
@@ -58,11 +74,12 @@ public:
 
 private:
     struct Query;
-    Query build(const ReadRequest& request, bool bounded) const;
+    Query build(const ReadRequest& request, std::optional<int64_t> upto, bool with_checkpoint) const;
     boost::asio::awaitable<void> wait_for_writers(pg::AsyncConnection& connection, const std::string& writers);
 
     config::EventStoreConfig store_;
     std::string table_;
+    std::string checkpoints_;
     BlockedReport on_blocked_;
     std::chrono::milliseconds report_after_;
 };
