@@ -175,13 +175,15 @@ asio::awaitable<void> ProjectionRunner::run() {
             if (batch.events.empty()) {
                 // A prefix up to the first missing position may be final
                 // without events of ours in it; nothing to hand over then.
-                if (batch.final_position > 0) {
-                    for (int32_t s : owned_slices_) {
-                        auto& p = positions_[static_cast<size_t>(s)];
-                        p = std::max(p, batch.final_position);
+                bool moved = false;
+                for (int32_t s : owned_slices_) {
+                    auto& p = positions_[static_cast<size_t>(s)];
+                    if (batch.final_position > p) {
+                        p = batch.final_position;
+                        moved = true;
                     }
-                    continue;
                 }
+                if (moved) continue;
                 if (std::chrono::steady_clock::now() - last_sweep_ > kSweepInterval) co_await sweep_checkpoints();
                 if (std::chrono::steady_clock::now() - last_progress_ > kProgressInterval) co_await report_progress();
                 co_await sleep(settings_.notify_available ? std::chrono::milliseconds(kIdleWithNotify) : idle);

@@ -1,5 +1,6 @@
 #include "store/gap_safe_reader.hpp"
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,6 +22,9 @@ constexpr const char* kColumns =
     "e.metadata::text, e.created_at";
 constexpr int kSliceColumn = 14;
 constexpr int kHolesColumn = 15;
+constexpr int kFinalColumn = 16;
+// How far one empty read may move a checkpoint (bounds the index range it counts).
+constexpr int64_t kEmptyWindow = 50000;
 // timestamptz in binary format: microseconds since 2000-01-01 UTC.
 constexpr int64_t kPostgresEpochUs = 946684800000000LL;
 
@@ -55,7 +59,8 @@ const char* optional_text(const pg::Result& rows, int row, int column) {
 
 EventBatch to_batch(pg::Result rows) {
     EventBatch batch;
-    const int count = rows.rows();
+    // The statement always returns a row; a NULL position means "no events".
+    const int count = rows.rows() == 1 && rows.is_null(0, 0) ? 0 : rows.rows();
     batch.events.resize(static_cast<size_t>(count));
     batch.slices.resize(static_cast<size_t>(count));
     for (int row = 0; row < count; ++row) {
@@ -77,6 +82,27 @@ EventBatch to_batch(pg::Result rows) {
         event.metadata = optional_text(rows, row, 12);
         event.created_at_us = rows.int8(row, 13) + kPostgresEpochUs;
         batch.slices[static_cast<size_t>(row)] = rows.int4(row, kSliceColumn);
+    }
+    // The statement relies on the CTE scan keeping the batch's order; should a
+    // future planner not, restore it here rather than deliver out of order.
+    bool ordered = true;
+    for (size_t i = 1; i < batch.events.size() && ordered; ++i) {
+        ordered = batch.events[i - 1].global_position < batch.events[i].global_position;
+    }
+    if (!ordered) {
+        std::vector<size_t> order(batch.events.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            return batch.events[a].global_position < batch.events[b].global_position;
+        });
+        std::vector<orch_event> events;
+        std::vector<int32_t> slices;
+        for (size_t i : order) {
+            events.push_back(batch.events[i]);
+            slices.push_back(batch.slices[i]);
+        }
+        batch.events = std::move(events);
+        batch.slices = std::move(slices);
     }
     if (count > 0) batch.final_position = batch.events.back().global_position;
     batch.rows = std::move(rows);
@@ -165,12 +191,18 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
     if (upto) sql << " AND e.global_position <= " << param(std::to_string(*upto));
     sql << " ORDER BY e.global_position";
     if (!upto) sql << " LIMIT " << param(std::to_string(request.limit));
-    // The missing-position count covers the whole table, so a hole belonging to
-    // another slice or scope also counts: we cannot know whose it will be.
-    sql << "), top AS (SELECT max(global_position) AS hi FROM batch) "
-        << "SELECT b.*, (SELECT top.hi - " << p_from << " - (SELECT count(*) FROM " << table_
-        << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi) FROM top)::int8 AS holes "
-        << "FROM batch b ORDER BY b.global_position";
+    // One row even when the batch is empty (LEFT JOIN on the one-row `top`),
+    // so an empty read still tells how far it is final: up to the batch's
+    // highest position, or, when nothing of ours is there, up to the head
+    // (at most kEmptyWindow positions on). The missing-position count covers
+    // the whole table, in this statement's snapshot: a hole belonging to
+    // another slice or scope also counts, since we cannot know whose it is.
+    sql << "), top AS (SELECT coalesce((SELECT max(global_position) FROM batch), "
+        << "least((SELECT coalesce(max(global_position), 0) FROM " << table_ << "), " << p_from << " + "
+        << param(std::to_string(kEmptyWindow)) << "::int8)) AS hi) "
+        << "SELECT b.*, (top.hi - " << p_from << " - (SELECT count(*) FROM " << table_
+        << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi))::int8 AS holes, "
+        << "top.hi FROM top LEFT JOIN batch b ON true";  // no second sort: the CTE scan keeps the batch's order (checked in to_batch)
     query.sql = sql.str();
     return query;
 }
@@ -179,8 +211,15 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
     Query query = build(request, std::nullopt, true);
     const int64_t from = lowest_position(request);
     pg::Result rows = co_await connection.query_prepared(query.sql, query.params, "read events", pg::Format::binary);
-    if (rows.rows() == 0) co_return EventBatch{};
     const int64_t holes = rows.int8(0, kHolesColumn);
+    if (rows.is_null(0, 0)) {
+        // Nothing of ours beyond `from`. Without missing positions up to the
+        // head (or the window's end) the checkpoints may move there.
+        EventBatch empty;
+        const int64_t upto = rows.int8(0, kFinalColumn);
+        if (holes == 0 && upto > from) empty.final_position = upto;
+        co_return empty;
+    }
     EventBatch batch = to_batch(std::move(rows));
     if (holes == 0) co_return batch;
 
@@ -214,7 +253,7 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
     pg::Result reread = co_await connection.query_prepared(again.sql, again.params,
                                                            "read events again after open writers", pg::Format::binary);
     EventBatch final_batch = to_batch(std::move(reread));
-    final_batch.final_position = hi;
+    final_batch.final_position = hi;  // also when every event there was rolled back
     co_return final_batch;
 }
 
