@@ -69,6 +69,7 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
       settings_(std::move(settings)),
       instance_(instance),
       connection_(std::make_unique<pg::AsyncConnection>(io)),
+      prefetch_connection_(std::make_unique<pg::AsyncConnection>(io)),
       reader_(settings_.event_store,
               [this](const std::vector<store::BlockedWriter>& writers, std::chrono::steady_clock::duration waited) {
                   for (const auto& writer : writers) {
@@ -111,8 +112,9 @@ asio::awaitable<void> ProjectionRunner::sleep(std::chrono::milliseconds duration
 // checkpoints are the truth.
 asio::awaitable<void> ProjectionRunner::prepare() {
     store::CheckpointStore checkpoints(settings_.event_store);
-    co_await connection_->connect(settings_.conninfo,
-                                  "orchestratord " + settings_.replica_set.name + "/" + settings_.projection.name);
+    const std::string application = "orchestratord " + settings_.replica_set.name + "/" + settings_.projection.name;
+    co_await connection_->connect(settings_.conninfo, application);
+    co_await prefetch_connection_->connect(settings_.conninfo, application + " (prefetch)");
     slice_count_ = co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
                                                              static_cast<int32_t>(settings_.replica_set.slices));
     if (slice_count_ != settings_.replica_set.slices) {
@@ -122,7 +124,7 @@ asio::awaitable<void> ProjectionRunner::prepare() {
     positions_ = co_await checkpoints.load(*connection_, settings_.replica_set.name, settings_.projection.name,
                                            slice_count_);
     written_ = positions_;
-    pending_.reset();  // never written: the batch it covered will be delivered again
+    prefetched_.reset();
     // Until the cluster assigns slices, a worker owns every slice.
     owned_slices_.resize(static_cast<size_t>(slice_count_));
     for (int32_t s = 0; s < slice_count_; ++s) owned_slices_[static_cast<size_t>(s)] = s;
@@ -151,7 +153,7 @@ asio::awaitable<void> ProjectionRunner::run() {
     std::string failure;
     while (!stopping_) {
         try {
-            if (!prepared_ || !connection_->ok()) {
+            if (!prepared_ || !connection_->ok() || !prefetch_connection_->ok()) {
                 prepared_ = false;
                 co_await prepare();
                 reconnect_backoff = 100ms;
@@ -161,16 +163,15 @@ asio::awaitable<void> ProjectionRunner::run() {
                 co_await sleep(std::chrono::hours(24));
                 continue;
             }
-            store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
-                                       settings_.replica_set.batch_size, pending_};
-            wake_pending_ = false;  // this read sees everything committed before it
-            store::EventBatch batch = co_await reader_.read(*connection_, request);
-            if (pending_) {
-                // The read statement wrote it.
-                for (int32_t s : pending_->slices) {
-                    written_[static_cast<size_t>(s)] = std::max(written_[static_cast<size_t>(s)], pending_->position);
-                }
-                pending_.reset();
+            store::EventBatch batch;
+            if (prefetched_) {
+                batch = std::move(*prefetched_);
+                prefetched_.reset();
+            } else {
+                store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
+                                           settings_.replica_set.batch_size};
+                wake_pending_ = false;  // this read sees everything committed before it
+                batch = co_await reader_.read(*connection_, request);
             }
             if (batch.events.empty()) {
                 // A prefix up to the first missing position may be final
@@ -191,7 +192,14 @@ asio::awaitable<void> ProjectionRunner::run() {
                 continue;
             }
             idle = kBusyPoll;
-            co_await handle(batch);
+            // A full batch means we are catching up: read the next one while
+            // handling this one. At the head the next read would mostly be
+            // empty, so it waits for a wake-up instead.
+            if (static_cast<int64_t>(batch.events.size()) >= settings_.replica_set.batch_size) {
+                co_await handle_and_prefetch(batch);
+            } else {
+                co_await handle(batch);
+            }
             if (std::chrono::steady_clock::now() - last_sweep_ > kSweepInterval) co_await sweep_checkpoints();
             if (std::chrono::steady_clock::now() - last_progress_ > kProgressInterval) co_await report_progress();
         } catch (const std::exception& e) {
@@ -204,6 +212,7 @@ asio::awaitable<void> ProjectionRunner::run() {
                          reconnect_backoff.count());
             failure.clear();
             connection_->close();
+            prefetch_connection_->close();
             prepared_ = false;
             co_await sleep(reconnect_backoff);
             reconnect_backoff = std::min(reconnect_backoff * 2, std::chrono::milliseconds(5000));
@@ -218,6 +227,7 @@ asio::awaitable<void> ProjectionRunner::run() {
         }
     }
     connection_->close();
+    prefetch_connection_->close();
     spdlog::info("projection stopped {} handled={}", context(), handled_);
 }
 
@@ -241,22 +251,56 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
         if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
         co_return result;
     }
-    if (!transactional) {
-        // At-least-once: the checkpoint rides along with the next read (one
-        // round trip less per batch). A crash before that read repeats this
-        // batch, which at-least-once allows. Merging is safe because batches
-        // are handled in position order.
-        if (!pending_) pending_ = store::PendingCheckpoint{settings_.replica_set.name, settings_.projection.name, {}, 0};
-        std::set<int32_t> merged(pending_->slices.begin(), pending_->slices.end());
-        merged.insert(slices.begin(), slices.end());
-        pending_->slices.assign(merged.begin(), merged.end());
-        pending_->position = std::max(pending_->position, checkpoint);
-        co_return result;
-    }
+    // At-least-once: written right after the handler returns, so a crash
+    // repeats at most this batch. (It overlaps with the prefetched read.)
     co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices, checkpoint);
-    co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
+    if (transactional) co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
     for (int32_t s : slices) written_[static_cast<size_t>(s)] = std::max(written_[static_cast<size_t>(s)], checkpoint);
     co_return result;
+}
+
+// Handles `batch` while the next batch is read on the second connection, so
+// PostgreSQL works on batch N+1 while this process handles batch N. The read
+// assumes batch N succeeds; when it does not (retries exhausted, pause,
+// stop), the prefetched batch is dropped and read again later. The handler is
+// never cancelled: plugin code on a handler thread may be using the batch.
+asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBatch& batch) {
+    std::vector<int64_t> expected = positions_;
+    for (int32_t s : owned_slices_) {
+        auto& p = expected[static_cast<size_t>(s)];
+        p = std::max(p, batch.final_position);
+    }
+    struct Prefetch {
+        std::optional<store::EventBatch> batch;
+        bool done = false;
+        asio::steady_timer finished;
+        explicit Prefetch(asio::io_context& io) : finished(io, asio::steady_timer::time_point::max()) {}
+    };
+    auto prefetch = std::make_shared<Prefetch>(io_);
+    store::ReadRequest next{slice_count_, owned_slices_, expected, settings_.scope, settings_.replica_set.batch_size};
+    wake_pending_ = false;  // the prefetch sees everything committed before it
+    asio::co_spawn(
+        io_,
+        [this, prefetch, next]() -> asio::awaitable<void> {
+            try {
+                prefetch->batch = co_await reader_.read(*prefetch_connection_, next);
+            } catch (const std::exception& e) {
+                // The connection is in an unknown state: drop it; the main loop reconnects.
+                spdlog::debug("prefetch failed {} error=\"{}\"", context(), e.what());
+                prefetch_connection_->close();
+            }
+            prefetch->done = true;
+            prefetch->finished.cancel();
+        },
+        asio::detached);
+
+    co_await handle(batch);
+
+    if (!prefetch->done) {
+        boost::system::error_code ec;
+        co_await prefetch->finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (prefetch->batch && !paused_ && positions_ == expected) prefetched_ = std::move(prefetch->batch);
 }
 
 asio::awaitable<void> ProjectionRunner::handle(const store::EventBatch& batch) {
@@ -359,7 +403,6 @@ asio::awaitable<void> ProjectionRunner::pause(const std::string& reason) {
 // does not rescan long ranges for them.
 asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
     last_sweep_ = std::chrono::steady_clock::now();
-    pending_.reset();  // covered below: its slices' positions are ahead of what was written
     // Group slices by position: usually they all share one.
     std::map<int64_t, std::vector<int32_t>> behind;
     for (int32_t s : owned_slices_) {

@@ -52,6 +52,7 @@ public:
 private:
     struct Delivery;
     boost::asio::awaitable<void> prepare();
+    boost::asio::awaitable<void> handle_and_prefetch(const store::EventBatch& batch);
     boost::asio::awaitable<void> handle(const store::EventBatch& batch);
     boost::asio::awaitable<plugins::CallResult> deliver(const store::EventBatch& batch, size_t begin, size_t end,
                                                         int64_t checkpoint);
@@ -67,7 +68,8 @@ private:
     boost::asio::thread_pool& handlers_;
     RunnerSettings settings_;
     plugins::ProjectionInstance& instance_;
-    std::unique_ptr<pg::AsyncConnection> connection_;
+    std::unique_ptr<pg::AsyncConnection> connection_;           // reads, batch transactions, checkpoints
+    std::unique_ptr<pg::AsyncConnection> prefetch_connection_;  // reads the next batch meanwhile
     store::GapSafeReader reader_;
     boost::asio::steady_timer idle_timer_;
 
@@ -75,7 +77,7 @@ private:
     std::vector<int32_t> owned_slices_;
     std::vector<int64_t> positions_;  // handled up to here, per slice
     std::vector<int64_t> written_;    // last checkpoint written, per slice
-    std::optional<store::PendingCheckpoint> pending_;  // at-least-once: written with the next read
+    std::optional<store::EventBatch> prefetched_;  // the next batch, read while the last one was handled
     bool prepared_ = false;
     bool stopping_ = false;
     bool wake_pending_ = false;

@@ -135,14 +135,12 @@ GapSafeReader::GapSafeReader(const config::EventStoreConfig& store, BlockedRepor
                              std::chrono::milliseconds report_after)
     : store_(store),
       table_(qualified(store, store.events_table)),
-      checkpoints_(qualified(store, "orchestratord_checkpoints")),
       on_blocked_(std::move(on_blocked)),
       report_after_(report_after) {}
 
 // The batch statement. With `upto`: read the range (from, upto] completely
 // (the re-read after waiting) instead of the next `limit` events.
-GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optional<int64_t> upto,
-                                          bool with_checkpoint) const {
+GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optional<int64_t> upto) const {
     Query query;
     auto param = [&](std::optional<std::string> value) {
         query.params.push_back(std::move(value));
@@ -160,15 +158,6 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
 
     std::ostringstream sql;
     sql << "WITH ";
-    if (with_checkpoint && request.checkpoint) {
-        const auto& checkpoint = *request.checkpoint;
-        sql << "saved AS (INSERT INTO " << checkpoints_
-            << " AS c (replica_set, projection, slice, position, updated_at) SELECT " << param(checkpoint.replica_set)
-            << ", " << param(checkpoint.projection) << ", s, " << param(std::to_string(checkpoint.position))
-            << "::int8, now() FROM unnest(" << param(number_array(checkpoint.slices))
-            << "::int4[]) AS s ON CONFLICT (replica_set, projection, slice) DO UPDATE "
-               "SET position = GREATEST(c.position, EXCLUDED.position), updated_at = now()), ";
-    }
     sql << "batch AS (SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e";
     if (!(all_slices && uniform)) {
         // Only this worker's slices, each from its own checkpoint.
@@ -208,7 +197,7 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
 }
 
 asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection, const ReadRequest& request) {
-    Query query = build(request, std::nullopt, true);
+    Query query = build(request, std::nullopt);
     const int64_t from = lowest_position(request);
     pg::Result rows = co_await connection.query_prepared(query.sql, query.params, "read events", pg::Format::binary);
     const int64_t holes = rows.int8(0, kHolesColumn);
@@ -249,7 +238,7 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
     }
     // Read (from, hi] again with a fresh snapshot: every writer that could fill
     // a hole there has ended, so what is missing now was rolled back.
-    Query again = build(request, hi, false);
+    Query again = build(request, hi);
     pg::Result reread = co_await connection.query_prepared(again.sql, again.params,
                                                            "read events again after open writers", pg::Format::binary);
     EventBatch final_batch = to_batch(std::move(reread));

@@ -34,23 +34,12 @@ struct Scope {
     bool operator==(const Scope&) const = default;
 };
 
-// A checkpoint to write in the same statement as the read (at-least-once
-// projections: the previous batch's checkpoint rides along with the next read
-// instead of costing a round trip of its own).
-struct PendingCheckpoint {
-    std::string replica_set;
-    std::string projection;
-    std::vector<int32_t> slices;
-    int64_t position = 0;
-};
-
 struct ReadRequest {
     int32_t slice_count = 64;
     std::vector<int32_t> owned_slices;  // sorted
     std::vector<int64_t> positions;     // checkpoint per slice, indexed by slice number
     Scope scope;
     int64_t limit = 100;
-    std::optional<PendingCheckpoint> checkpoint;
 };
 
 // Called while the reader waits for an open writer: its pid and how long its
@@ -74,12 +63,11 @@ public:
 
 private:
     struct Query;
-    Query build(const ReadRequest& request, std::optional<int64_t> upto, bool with_checkpoint) const;
+    Query build(const ReadRequest& request, std::optional<int64_t> upto) const;
     boost::asio::awaitable<void> wait_for_writers(pg::AsyncConnection& connection, const std::string& writers);
 
     config::EventStoreConfig store_;
     std::string table_;
-    std::string checkpoints_;
     BlockedReport on_blocked_;
     std::chrono::milliseconds report_after_;
 };
