@@ -109,6 +109,7 @@ private:
             settings.conninfo = config_.database.url;
             settings.event_store = config_.event_store;
             settings.notify_available = notify_available_;
+            settings.coalescer = &coalescer_;
             for (const auto& replica_set : config_.replica_sets) {
                 if (replica_set.name != instance->replica_set()) continue;
                 settings.replica_set = replica_set;
@@ -301,6 +302,7 @@ private:
     // Handler threads: plugin code never runs on the event loop.
     asio::thread_pool handlers_{std::max(2u, std::thread::hardware_concurrency())};
     std::unique_ptr<WakeupListener> listener_;
+    store::ReadCoalescer coalescer_{io_};  // projections at the same place share one read
     std::vector<std::unique_ptr<ProjectionRunner>> runners_;
     size_t active_runners_ = 0;
     asio::steady_timer drain_timer_{io_};

@@ -84,6 +84,13 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
 
 ProjectionRunner::~ProjectionRunner() = default;
 
+// A shared read is good for us only if it started after we were last woken
+// and after our own previous read finished (otherwise it may predate events
+// we were told about).
+std::chrono::steady_clock::time_point ProjectionRunner::read_not_before() const {
+    return std::max(last_wake_at_, last_read_at_);
+}
+
 std::string ProjectionRunner::context() const {
     return "replica_set=" + settings_.replica_set.name + " projection=" + settings_.projection.name;
 }
@@ -97,6 +104,7 @@ void ProjectionRunner::wake() {
     // Remembered, so a wake-up that arrives while we are reading (not
     // sleeping) is not lost: the next sleep returns at once.
     wake_pending_ = true;
+    last_wake_at_ = std::chrono::steady_clock::now();
     idle_timer_.cancel();
 }
 
@@ -163,16 +171,17 @@ asio::awaitable<void> ProjectionRunner::run() {
                 co_await sleep(std::chrono::hours(24));
                 continue;
             }
-            store::EventBatch batch;
+            std::shared_ptr<const store::EventBatch> read;
             if (prefetched_) {
-                batch = std::move(*prefetched_);
-                prefetched_.reset();
+                read = std::move(prefetched_);
             } else {
                 store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
                                            settings_.replica_set.batch_size};
                 wake_pending_ = false;  // this read sees everything committed before it
-                batch = co_await reader_.read(*connection_, request);
+                read = co_await settings_.coalescer->read(reader_, *connection_, request, read_not_before());
+                last_read_at_ = std::chrono::steady_clock::now();
             }
+            const store::EventBatch& batch = *read;
             if (batch.events.empty()) {
                 // A prefix up to the first missing position may be final
                 // without events of ours in it; nothing to hand over then.
@@ -271,7 +280,7 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
         p = std::max(p, batch.final_position);
     }
     struct Prefetch {
-        std::optional<store::EventBatch> batch;
+        std::shared_ptr<const store::EventBatch> batch;
         bool done = false;
         asio::steady_timer finished;
         explicit Prefetch(asio::io_context& io) : finished(io, asio::steady_timer::time_point::max()) {}
@@ -283,7 +292,9 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
         io_,
         [this, prefetch, next]() -> asio::awaitable<void> {
             try {
-                prefetch->batch = co_await reader_.read(*prefetch_connection_, next);
+                prefetch->batch =
+                    co_await settings_.coalescer->read(reader_, *prefetch_connection_, next, read_not_before());
+                last_read_at_ = std::chrono::steady_clock::now();
             } catch (const std::exception& e) {
                 // The connection is in an unknown state: drop it; the main loop reconnects.
                 spdlog::debug("prefetch failed {} error=\"{}\"", context(), e.what());

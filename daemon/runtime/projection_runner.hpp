@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "plugins/projection_instance.hpp"
 #include "store/gap_safe_reader.hpp"
+#include "store/read_coalescer.hpp"
 
 namespace orchestratord::pg {
 class AsyncConnection;
@@ -33,6 +34,7 @@ struct RunnerSettings {
     config::ProjectionConfig projection;
     store::Scope scope;
     bool notify_available = false;  // the NOTIFY trigger exists: idle runners need not poll
+    store::ReadCoalescer* coalescer = nullptr;  // shared by every runner of the process
 };
 
 class ProjectionRunner {
@@ -63,6 +65,7 @@ private:
     boost::asio::awaitable<void> sleep(std::chrono::milliseconds duration);
     boost::asio::awaitable<void> report_progress();
     std::string context() const;
+    std::chrono::steady_clock::time_point read_not_before() const;
 
     boost::asio::io_context& io_;
     boost::asio::thread_pool& handlers_;
@@ -77,10 +80,12 @@ private:
     std::vector<int32_t> owned_slices_;
     std::vector<int64_t> positions_;  // handled up to here, per slice
     std::vector<int64_t> written_;    // last checkpoint written, per slice
-    std::optional<store::EventBatch> prefetched_;  // the next batch, read while the last one was handled
+    std::shared_ptr<const store::EventBatch> prefetched_;  // the next batch, read while the last one was handled
     bool prepared_ = false;
     bool stopping_ = false;
     bool wake_pending_ = false;
+    std::chrono::steady_clock::time_point last_wake_at_{};
+    std::chrono::steady_clock::time_point last_read_at_{};
     bool paused_ = false;
     int64_t handled_ = 0;
     std::chrono::steady_clock::time_point last_sweep_;
