@@ -85,10 +85,12 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
 ProjectionRunner::~ProjectionRunner() = default;
 
 // A shared read is good for us only if it started after we were last woken
-// and after our own previous read finished (otherwise it may predate events
-// we were told about).
-std::chrono::steady_clock::time_point ProjectionRunner::read_not_before() const {
-    return std::max(last_wake_at_, last_read_at_);
+// (otherwise it may predate events we were told about). When we repeat the
+// very read we did last (nothing moved), it must also be newer than that one,
+// or polling would keep getting the same empty answer.
+std::chrono::steady_clock::time_point ProjectionRunner::read_not_before(const std::vector<int64_t>& positions) const {
+    if (positions == last_read_positions_) return std::max(last_wake_at_, last_read_at_);
+    return last_wake_at_;
 }
 
 std::string ProjectionRunner::context() const {
@@ -178,8 +180,9 @@ asio::awaitable<void> ProjectionRunner::run() {
                 store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
                                            settings_.replica_set.batch_size};
                 wake_pending_ = false;  // this read sees everything committed before it
-                read = co_await settings_.coalescer->read(reader_, *connection_, request, read_not_before());
+                read = co_await settings_.coalescer->read(reader_, *connection_, request, read_not_before(positions_));
                 last_read_at_ = std::chrono::steady_clock::now();
+                last_read_positions_ = positions_;
             }
             const store::EventBatch& batch = *read;
             if (batch.events.empty()) {
@@ -292,9 +295,10 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
         io_,
         [this, prefetch, next]() -> asio::awaitable<void> {
             try {
-                prefetch->batch =
-                    co_await settings_.coalescer->read(reader_, *prefetch_connection_, next, read_not_before());
+                prefetch->batch = co_await settings_.coalescer->read(reader_, *prefetch_connection_, next,
+                                                                     read_not_before(next.positions));
                 last_read_at_ = std::chrono::steady_clock::now();
+                last_read_positions_ = next.positions;
             } catch (const std::exception& e) {
                 // The connection is in an unknown state: drop it; the main loop reconnects.
                 spdlog::debug("prefetch failed {} error=\"{}\"", context(), e.what());

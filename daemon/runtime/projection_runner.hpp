@@ -65,7 +65,7 @@ private:
     boost::asio::awaitable<void> sleep(std::chrono::milliseconds duration);
     boost::asio::awaitable<void> report_progress();
     std::string context() const;
-    std::chrono::steady_clock::time_point read_not_before() const;
+    std::chrono::steady_clock::time_point read_not_before(const std::vector<int64_t>& positions) const;
 
     boost::asio::io_context& io_;
     boost::asio::thread_pool& handlers_;
@@ -86,6 +86,7 @@ private:
     bool wake_pending_ = false;
     std::chrono::steady_clock::time_point last_wake_at_{};
     std::chrono::steady_clock::time_point last_read_at_{};
+    std::vector<int64_t> last_read_positions_;
     bool paused_ = false;
     int64_t handled_ = 0;
     std::chrono::steady_clock::time_point last_sweep_;

@@ -20,7 +20,7 @@ namespace orchestratord::store {
 
 class ReadCoalescer {
 public:
-    explicit ReadCoalescer(boost::asio::io_context& io, std::chrono::milliseconds keep = std::chrono::milliseconds(200));
+    explicit ReadCoalescer(boost::asio::io_context& io, std::chrono::milliseconds keep = std::chrono::milliseconds(50));
 
     // The batch for `request`, read on `connection` unless an identical read
     // is running or has just finished.
