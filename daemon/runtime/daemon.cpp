@@ -97,6 +97,13 @@ private:
     // One runner per configured projection, all on this loop; handlers run on
     // the handler threads.
     void start_runners() {
+        // Two connections per projection (batches, prefetch) and one listener.
+        const size_t needed = 2 * projections_.instances.size() + 1;
+        if (needed > static_cast<size_t>(config_.database.max_open_conns)) {
+            spdlog::warn("this process opens {} connections, more than database.max_open_conns={}; raise it or "
+                         "PostgreSQL's max_connections accordingly",
+                         needed, config_.database.max_open_conns);
+        }
         if (listener_ == nullptr) {
             listener_ = std::make_unique<WakeupListener>(
                 io_, config_.database.url, store::events_channel(config_.event_store), [this] {
@@ -110,6 +117,7 @@ private:
             settings.event_store = config_.event_store;
             settings.notify_available = notify_available_;
             settings.coalescer = &coalescer_;
+            settings.conn_max_lifetime = config_.database.conn_max_lifetime;
             for (const auto& replica_set : config_.replica_sets) {
                 if (replica_set.name != instance->replica_set()) continue;
                 settings.replica_set = replica_set;

@@ -125,6 +125,7 @@ asio::awaitable<void> ProjectionRunner::prepare() {
     const std::string application = "orchestratord " + settings_.replica_set.name + "/" + settings_.projection.name;
     co_await connection_->connect(settings_.conninfo, application);
     co_await prefetch_connection_->connect(settings_.conninfo, application + " (prefetch)");
+    connected_at_ = std::chrono::steady_clock::now();
     slice_count_ = co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
                                                              static_cast<int32_t>(settings_.replica_set.slices));
     if (slice_count_ != settings_.replica_set.slices) {
@@ -163,6 +164,13 @@ asio::awaitable<void> ProjectionRunner::run() {
     std::string failure;
     while (!stopping_) {
         try {
+            // database.conn_max_lifetime: replace the connections at a batch boundary.
+            if (prepared_ && std::chrono::steady_clock::now() - connected_at_ > settings_.conn_max_lifetime) {
+                spdlog::debug("recycling connections after conn_max_lifetime {}", context());
+                connection_->close();
+                prefetch_connection_->close();
+                prefetched_.reset();
+            }
             if (!prepared_ || !connection_->ok() || !prefetch_connection_->ok()) {
                 prepared_ = false;
                 co_await prepare();

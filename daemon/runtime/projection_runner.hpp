@@ -35,6 +35,7 @@ struct RunnerSettings {
     store::Scope scope;
     bool notify_available = false;  // the NOTIFY trigger exists: idle runners need not poll
     store::ReadCoalescer* coalescer = nullptr;  // shared by every runner of the process
+    std::chrono::nanoseconds conn_max_lifetime = std::chrono::hours(1);
 };
 
 class ProjectionRunner {
@@ -89,6 +90,7 @@ private:
     std::vector<int64_t> last_read_positions_;
     bool paused_ = false;
     int64_t handled_ = 0;
+    std::chrono::steady_clock::time_point connected_at_;
     std::chrono::steady_clock::time_point last_sweep_;
     std::chrono::steady_clock::time_point last_progress_;
     int64_t handled_at_last_progress_ = 0;

@@ -253,3 +253,26 @@ TEST_CASE("a poison event pauses its projection while the others continue", "[ev
     stop_gracefully(*again);
     CHECK(store.recorded() == 10);
 }
+
+TEST_CASE("connections are replaced after conn_max_lifetime without losing or repeating events", "[event-path][pool]") {
+    EventStoreFixture store("lifetime");
+    auto daemon = store.start_daemon(store.config_file(store.recorder(), 10), "daemon.log",
+                                     {{"ORCHESTRATORD_DATABASE_CONN_MAX_LIFETIME", "1s"}});
+    int64_t appended = 0;
+    // Keep appending until a recycle happened, then a little more.
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (daemon->output().find("recycling connections after conn_max_lifetime") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+        store.append(5, 5);
+        appended += 5;
+        REQUIRE(store.wait_until([&] { return store.recorded() == appended; }, 10s));
+    }
+    INFO(daemon->output());
+    REQUIRE_THAT(daemon->output(), Catch::Contains("recycling connections after conn_max_lifetime"));
+    store.append(5, 5);
+    appended += 5;
+    REQUIRE(store.wait_until([&] { return store.recorded() == appended; }, 10s));
+    stop_gracefully(*daemon);
+    CHECK(store.recorded() == appended);
+    CHECK(store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") == appended);
+}

@@ -99,10 +99,10 @@ public:
         return done();
     }
 
-    std::unique_ptr<ChildProcess> start_daemon(const std::string& config, const std::string& log_name = "daemon.log") {
+    std::unique_ptr<ChildProcess> start_daemon(const std::string& config, const std::string& log_name = "daemon.log",
+                                               std::map<std::string, std::optional<std::string>> env = {}) {
         auto daemon = std::make_unique<ChildProcess>(std::vector<std::string>{ORCHESTRATORD_BIN, "--config", config},
-                                                     std::map<std::string, std::optional<std::string>>{},
-                                                     dir_.file(log_name));
+                                                     env, dir_.file(log_name));
         return daemon;
     }
 
