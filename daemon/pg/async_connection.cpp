@@ -67,10 +67,15 @@ AsyncConnection::~AsyncConnection() { state_->finish(); }
 bool AsyncConnection::ok() const { return state_->conn != nullptr && PQstatus(state_->conn) == CONNECTION_OK; }
 void AsyncConnection::close() { state_->finish(); }
 
-asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, const std::string& application_name) {
+asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, const std::string& application_name,
+                                               int64_t statement_timeout_ms) {
     state_->finish();
-    const char* keywords[] = {"dbname", "application_name", nullptr};
-    const char* values[] = {conninfo.c_str(), application_name.c_str(), nullptr};
+    // Set at connection start (startup packet), so it costs no round trip.
+    const std::string options =
+        statement_timeout_ms > 0 ? "-c statement_timeout=" + std::to_string(statement_timeout_ms) : std::string();
+    const char* keywords[] = {"dbname", "application_name", statement_timeout_ms > 0 ? "options" : nullptr, nullptr};
+    const char* values[] = {conninfo.c_str(), application_name.c_str(),
+                            statement_timeout_ms > 0 ? options.c_str() : nullptr, nullptr};
     state_->conn = PQconnectStartParams(keywords, values, 1);
     const std::string purpose = "connect to PostgreSQL at " + mask_conninfo(conninfo);
     if (state_->conn == nullptr) throw Error(purpose, "", "out of memory");

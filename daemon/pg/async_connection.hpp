@@ -24,8 +24,11 @@ public:
     AsyncConnection& operator=(const AsyncConnection&) = delete;
 
     // Connects without blocking the loop; throws pg::Error with the masked
-    // connection string on failure.
-    boost::asio::awaitable<void> connect(const std::string& conninfo, const std::string& application_name);
+    // connection string on failure. A positive statement_timeout_ms makes the
+    // server cancel any statement of this connection that runs longer
+    // (SQLSTATE 57014).
+    boost::asio::awaitable<void> connect(const std::string& conninfo, const std::string& application_name,
+                                         int64_t statement_timeout_ms = 0);
     // Runs one parameterised statement; throws pg::Error naming `purpose`,
     // with SQLSTATE. The result stays in libpq's memory (no copy).
     boost::asio::awaitable<Result> query(const std::string& sql, const Params& params, const std::string& purpose,

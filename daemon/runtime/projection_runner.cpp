@@ -123,8 +123,13 @@ asio::awaitable<void> ProjectionRunner::sleep(std::chrono::milliseconds duration
 asio::awaitable<void> ProjectionRunner::prepare() {
     store::CheckpointStore checkpoints(settings_.event_store);
     const std::string application = "orchestratord " + settings_.replica_set.name + "/" + settings_.projection.name;
-    co_await connection_->connect(settings_.conninfo, application);
-    co_await prefetch_connection_->connect(settings_.conninfo, application + " (prefetch)");
+    // No statement of a batch may outlive coordination_timeout: that is how
+    // long a new owner waits for a slice at most, so a stuck statement fails
+    // (and is retried) instead of holding the slice indefinitely.
+    const auto timeout_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.coordination_timeout).count();
+    co_await connection_->connect(settings_.conninfo, application, timeout_ms);
+    co_await prefetch_connection_->connect(settings_.conninfo, application + " (prefetch)", timeout_ms);
     connected_at_ = std::chrono::steady_clock::now();
     slice_count_ = co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
                                                              static_cast<int32_t>(settings_.replica_set.slices));
