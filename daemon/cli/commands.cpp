@@ -45,8 +45,8 @@ int list_plugins(const config::LoadOptions& options, std::string directory, bool
     }
     const plugins::PluginScan scan = plugins::scan_plugins(directory);
     if (json) {
-        nlohmann::json out{{"directory", directory}, {"plugins", nlohmann::json::array()},
-                           {"refused", nlohmann::json::array()}};
+        nlohmann::json out{
+            {"directory", directory}, {"plugins", nlohmann::json::array()}, {"refused", nlohmann::json::array()}};
         if (scan.directory_error) out["error"] = *scan.directory_error;
         for (const auto& plugin : scan.plugins) {
             nlohmann::json projections = nlohmann::json::array();
@@ -58,13 +58,15 @@ int list_plugins(const config::LoadOptions& options, std::string directory, bool
                                        {"event_types", p.event_types},
                                        {"reset", p.has_reset}});
             }
-            out["plugins"].push_back({{"file", plugin.file},
-                                      {"name", plugin.name},
-                                      {"version", plugin.version},
-                                      {"abi", std::to_string(plugin.abi_major) + "." + std::to_string(plugin.abi_minor)},
-                                      {"projections", projections}});
+            out["plugins"].push_back(
+                {{"file", plugin.file},
+                 {"name", plugin.name},
+                 {"version", plugin.version},
+                 {"abi", std::to_string(plugin.abi_major) + "." + std::to_string(plugin.abi_minor)},
+                 {"projections", projections}});
         }
-        for (const auto& refused : scan.refused) out["refused"].push_back({{"file", refused.file}, {"reason", refused.reason}});
+        for (const auto& refused : scan.refused)
+            out["refused"].push_back({{"file", refused.file}, {"reason", refused.reason}});
         std::cout << out.dump(2) << "\n";
     } else {
         if (scan.directory_error) {

@@ -74,8 +74,8 @@ const char* source_name(Source source);
 
 // One effective value, for check-config and reload diffs. Secrets are masked.
 struct Setting {
-    std::string path;    // e.g. replica_sets[0].heartbeat_interval
-    std::string value;   // printable, masked
+    std::string path;   // e.g. replica_sets[0].heartbeat_interval
+    std::string value;  // printable, masked
     Source source = Source::default_value;
     std::string origin;  // the preset name, file path or variable name
     bool reloadable = false;

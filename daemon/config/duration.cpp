@@ -13,8 +13,8 @@ struct Unit {
 };
 
 constexpr Unit kUnits[] = {
-    {"ns", 1.0},   {"us", 1e3},       {"\xC2\xB5s", 1e3}, {"\xCE\xBCs", 1e3},
-    {"ms", 1e6},   {"s", 1e9},        {"m", 60e9},        {"h", 3600e9},
+    {"ns", 1.0}, {"us", 1e3}, {"\xC2\xB5s", 1e3}, {"\xCE\xBCs", 1e3},
+    {"ms", 1e6}, {"s", 1e9},  {"m", 60e9},        {"h", 3600e9},
 };
 
 DurationParse fail(std::string error) {

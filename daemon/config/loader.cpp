@@ -47,8 +47,8 @@ public:
     // Binds every key of one section. `node` is the section's YAML mapping
     // (possibly undefined); `preset` supplies preset values for replica sets.
     template <typename Section>
-    void bind(const YAML::Node& node, const std::string& prefix, std::span<const KeySpec<Section>> keys,
-              Section& out, const Preset* preset, std::initializer_list<std::string_view> nested = {}) {
+    void bind(const YAML::Node& node, const std::string& prefix, std::span<const KeySpec<Section>> keys, Section& out,
+              const Preset* preset, std::initializer_list<std::string_view> nested = {}) {
         reject_unknown_keys(node, prefix, keys, nested);
         for (const auto& spec : keys) {
             const std::string path = prefix + std::string(spec.name);
@@ -58,8 +58,8 @@ public:
     }
 
     template <typename Section>
-    void reject_unknown_keys(const YAML::Node& node, const std::string& prefix,
-                             std::span<const KeySpec<Section>> keys, std::initializer_list<std::string_view> nested) {
+    void reject_unknown_keys(const YAML::Node& node, const std::string& prefix, std::span<const KeySpec<Section>> keys,
+                             std::initializer_list<std::string_view> nested) {
         if (!node.IsDefined() || node.IsNull()) return;
         if (!node.IsMap()) {
             problem(trim_dot(prefix) + ": expected a mapping" + where_in_file(node));
@@ -127,9 +127,12 @@ private:
     // key path otherwise, so the operator knows exactly what to fix.
     static std::string subject(const std::string& path, const Candidate& candidate) {
         switch (candidate.source) {
-            case Source::env: return candidate.origin + " (" + path + ")";
-            case Source::preset: return path + " (preset " + candidate.origin + ")";
-            default: return path;
+            case Source::env:
+                return candidate.origin + " (" + path + ")";
+            case Source::preset:
+                return path + " (preset " + candidate.origin + ")";
+            default:
+                return path;
         }
     }
 
@@ -324,8 +327,7 @@ void bind_projection(Builder& builder, const YAML::Node& node, const std::string
     }
     out.config_json = config.IsDefined() && config.IsMap() ? yaml_to_json(config).dump() : "{}";
     builder.config().settings.push_back(Setting{prefix + "config", out.config_json,
-                                                config.IsDefined() ? Source::file : Source::default_value,
-                                                "", false});
+                                                config.IsDefined() ? Source::file : Source::default_value, "", false});
 
     // on_error is either a policy name or a mapping of the policy's keys.
     YAML::Node on_error = node["on_error"];
@@ -360,9 +362,9 @@ void bind_replica_set(Builder& builder, const YAML::Node& node, const std::strin
     }
     if (out.stale_worker_timeout.count() > 0 && out.heartbeat_interval.count() > 0) {
         if (out.stale_worker_timeout <= out.heartbeat_interval) {
-            builder.problem(prefix + "stale_worker_timeout: StaleWorkerTimeout must be greater than HeartbeatInterval (" +
-                            format_duration(out.stale_worker_timeout) + " <= " +
-                            format_duration(out.heartbeat_interval) + ")");
+            builder.problem(
+                prefix + "stale_worker_timeout: StaleWorkerTimeout must be greater than HeartbeatInterval (" +
+                format_duration(out.stale_worker_timeout) + " <= " + format_duration(out.heartbeat_interval) + ")");
         } else if (out.stale_worker_timeout < 3 * out.heartbeat_interval) {
             builder.config().warnings.push_back(
                 prefix + "stale_worker_timeout: " + format_duration(out.stale_worker_timeout) +
@@ -383,8 +385,8 @@ void bind_replica_set(Builder& builder, const YAML::Node& node, const std::strin
             ProjectionConfig projection;
             bind_projection(builder, projections[i], item, projection);
             if (!projection.name.empty() && !seen.insert(projection.name).second) {
-                builder.problem(item + "name: projection \"" + projection.name + "\" is listed twice in replica set \"" +
-                                out.name + "\"");
+                builder.problem(item + "name: projection \"" + projection.name +
+                                "\" is listed twice in replica set \"" + out.name + "\"");
             }
             out.projections.push_back(std::move(projection));
         }
@@ -415,8 +417,8 @@ Config load_config(const LoadOptions& options) {
     const YAML::Node none;
     auto section = [&](const char* name) { return root.IsDefined() && root.IsMap() ? root[name] : none; };
     if (root.IsDefined() && root.IsMap()) {
-        static const std::set<std::string> sections{"database", "event_store", "logging", "http", "plugins",
-                                                    "replica_sets"};
+        static const std::set<std::string> sections{"database", "event_store", "logging",
+                                                    "http",     "plugins",     "replica_sets"};
         for (const auto& entry : root) {
             const std::string key = entry.first.as<std::string>();
             if (!sections.contains(key)) {
@@ -460,7 +462,8 @@ Config load_config(const LoadOptions& options) {
     const bool no_replica_sets = count == 0 && !env_names_one;
     if (count == 0) {
         if (!env_names_one) {
-            builder.problem("replica_sets: ReplicaSet cannot be empty (declare replica_sets in the file or set REPLICA_SET)");
+            builder.problem(
+                "replica_sets: ReplicaSet cannot be empty (declare replica_sets in the file or set REPLICA_SET)");
         }
         count = 1;  // environment only: one replica set named by REPLICA_SET
     }

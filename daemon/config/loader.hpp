@@ -13,9 +13,9 @@ namespace orchestratord::config {
 using Environment = std::map<std::string, std::string>;
 
 struct LoadOptions {
-    std::string file;            // YAML file; empty = none
-    bool file_required = true;   // false for the default path: a missing file means "environment only"
-    Environment env;             // the process environment (injected for tests)
+    std::string file;           // YAML file; empty = none
+    bool file_required = true;  // false for the default path: a missing file means "environment only"
+    Environment env;            // the process environment (injected for tests)
 };
 
 Config load_config(const LoadOptions& options);

@@ -11,15 +11,39 @@ using D = DatabaseConfig;
 const std::array kDatabaseKeys = {
     KeySpec<D>{"url", KeyType::conninfo, "", "DATABASE_URL",
                "PostgreSQL connection string (URL or key=value); required", false, &D::url},
-    KeySpec<D>{"max_open_conns", KeyType::integer, "25", "ORCHESTRATORD_DATABASE_MAX_OPEN_CONNS",
-               "most connections open at once", false, &D::max_open_conns, {}, 1, 10000,
+    KeySpec<D>{"max_open_conns",
+               KeyType::integer,
+               "25",
+               "ORCHESTRATORD_DATABASE_MAX_OPEN_CONNS",
+               "most connections open at once",
+               false,
+               &D::max_open_conns,
+               {},
+               1,
+               10000,
                "MaxOpenConns must be positive"},
-    KeySpec<D>{"max_idle_conns", KeyType::integer, "5", "ORCHESTRATORD_DATABASE_MAX_IDLE_CONNS",
-               "most idle connections kept open", false, &D::max_idle_conns, {}, 0, 10000,
+    KeySpec<D>{"max_idle_conns",
+               KeyType::integer,
+               "5",
+               "ORCHESTRATORD_DATABASE_MAX_IDLE_CONNS",
+               "most idle connections kept open",
+               false,
+               &D::max_idle_conns,
+               {},
+               0,
+               10000,
                "MaxIdleConns must not be negative"},
-    KeySpec<D>{"conn_max_lifetime", KeyType::duration, "1h", "ORCHESTRATORD_DATABASE_CONN_MAX_LIFETIME",
-               "a connection is replaced after this long", false, &D::conn_max_lifetime, {}, kSecond,
-               std::numeric_limits<int64_t>::max(), "ConnMaxLifetime must be at least 1s"},
+    KeySpec<D>{"conn_max_lifetime",
+               KeyType::duration,
+               "1h",
+               "ORCHESTRATORD_DATABASE_CONN_MAX_LIFETIME",
+               "a connection is replaced after this long",
+               false,
+               &D::conn_max_lifetime,
+               {},
+               kSecond,
+               std::numeric_limits<int64_t>::max(),
+               "ConnMaxLifetime must be at least 1s"},
 };
 
 using E = EventStoreConfig;
@@ -38,8 +62,8 @@ const std::array kEventStoreKeys = {
 
 using L = LoggingConfig;
 const std::array kLoggingKeys = {
-    KeySpec<L>{"level", KeyType::choice, "info", "ORCHESTRATORD_LOGGING_LEVEL", "least severe level written",
-               true, &L::level, "trace|debug|info|warn|error"},
+    KeySpec<L>{"level", KeyType::choice, "info", "ORCHESTRATORD_LOGGING_LEVEL", "least severe level written", true,
+               &L::level, "trace|debug|info|warn|error"},
     KeySpec<L>{"format", KeyType::choice, "text", "ORCHESTRATORD_LOGGING_FORMAT",
                "text (key=value lines) or json (one object per line)", true, &L::format, "text|json"},
 };
@@ -60,26 +84,74 @@ using R = ReplicaSetConfig;
 const std::array kReplicaSetKeys = {
     KeySpec<R>{"name", KeyType::replica_set_name, "", "REPLICA_SET",
                "replica set name; every daemon naming it joins one cluster (required)", false, &R::name},
-    KeySpec<R>{"preset", KeyType::choice, "", "ORCHESTRATORD_PRESET",
-               "seed preset applied under the file's values", false, &R::preset,
-               "development|standard-production|high-throughput|stable-few-workers"},
-    KeySpec<R>{"heartbeat_interval", KeyType::duration, "5s", "HEARTBEAT_INTERVAL",
-               "how often a worker proves it is alive", false, &R::heartbeat_interval, {}, 1,
-               std::numeric_limits<int64_t>::max(), "HeartbeatInterval must be positive"},
-    KeySpec<R>{"stale_worker_timeout", KeyType::duration, "30s", "STALE_WORKER_TIMEOUT",
-               "a worker silent this long is removed and its slices move", false, &R::stale_worker_timeout, {}, 1,
-               std::numeric_limits<int64_t>::max(), "StaleWorkerTimeout must be positive"},
-    KeySpec<R>{"coordination_timeout", KeyType::duration, "60s", "COORDINATION_TIMEOUT",
-               "longest wait for a slice's previous owner to release it", false, &R::coordination_timeout, {}, 1,
-               std::numeric_limits<int64_t>::max(), "CoordinationTimeout must be positive"},
-    KeySpec<R>{"batch_size", KeyType::integer, "100", "BATCH_SIZE", "events read and handled per batch", false,
-               &R::batch_size, {}, 1, 1000000, "BatchSize must be positive"},
-    KeySpec<R>{"slices", KeyType::integer, "64", "ORCHESTRATORD_SLICES",
-               "virtual partitions of the stream; fixed when the replica set is first created", false,
-               &R::slices, {}, 1, 16384, "Slices must be between 1 and 16384"},
-    KeySpec<R>{"poll_interval_max", KeyType::duration, "1s", "ORCHESTRATORD_POLL_INTERVAL_MAX",
-               "longest pause between reads while idle without NOTIFY", false, &R::poll_interval_max, {}, 1,
-               std::numeric_limits<int64_t>::max(), "PollIntervalMax must be positive"},
+    KeySpec<R>{"preset", KeyType::choice, "", "ORCHESTRATORD_PRESET", "seed preset applied under the file's values",
+               false, &R::preset, "development|standard-production|high-throughput|stable-few-workers"},
+    KeySpec<R>{"heartbeat_interval",
+               KeyType::duration,
+               "5s",
+               "HEARTBEAT_INTERVAL",
+               "how often a worker proves it is alive",
+               false,
+               &R::heartbeat_interval,
+               {},
+               1,
+               std::numeric_limits<int64_t>::max(),
+               "HeartbeatInterval must be positive"},
+    KeySpec<R>{"stale_worker_timeout",
+               KeyType::duration,
+               "30s",
+               "STALE_WORKER_TIMEOUT",
+               "a worker silent this long is removed and its slices move",
+               false,
+               &R::stale_worker_timeout,
+               {},
+               1,
+               std::numeric_limits<int64_t>::max(),
+               "StaleWorkerTimeout must be positive"},
+    KeySpec<R>{"coordination_timeout",
+               KeyType::duration,
+               "60s",
+               "COORDINATION_TIMEOUT",
+               "longest wait for a slice's previous owner to release it",
+               false,
+               &R::coordination_timeout,
+               {},
+               1,
+               std::numeric_limits<int64_t>::max(),
+               "CoordinationTimeout must be positive"},
+    KeySpec<R>{"batch_size",
+               KeyType::integer,
+               "100",
+               "BATCH_SIZE",
+               "events read and handled per batch",
+               false,
+               &R::batch_size,
+               {},
+               1,
+               1000000,
+               "BatchSize must be positive"},
+    KeySpec<R>{"slices",
+               KeyType::integer,
+               "64",
+               "ORCHESTRATORD_SLICES",
+               "virtual partitions of the stream; fixed when the replica set is first created",
+               false,
+               &R::slices,
+               {},
+               1,
+               16384,
+               "Slices must be between 1 and 16384"},
+    KeySpec<R>{"poll_interval_max",
+               KeyType::duration,
+               "1s",
+               "ORCHESTRATORD_POLL_INTERVAL_MAX",
+               "longest pause between reads while idle without NOTIFY",
+               false,
+               &R::poll_interval_max,
+               {},
+               1,
+               std::numeric_limits<int64_t>::max(),
+               "PollIntervalMax must be positive"},
 };
 
 using J = ProjectionConfig;
@@ -95,24 +167,58 @@ const std::array kOnErrorKeys = {
     KeySpec<O>{"policy", KeyType::choice, "pause", "",
                "after the last attempt: pause the projection at the event, or dead-letter it and go on", false,
                &O::policy, "pause|dead-letter"},
-    KeySpec<O>{"max_attempts", KeyType::integer, "5", "", "attempts before the policy applies", false,
-               &O::max_attempts, {}, 1, 1000, "MaxAttempts must be between 1 and 1000"},
-    KeySpec<O>{"initial_backoff", KeyType::duration, "1s", "", "wait after the first failure (doubles each time)",
-               false, &O::initial_backoff, {}, 0, std::numeric_limits<int64_t>::max(),
+    KeySpec<O>{"max_attempts",
+               KeyType::integer,
+               "5",
+               "",
+               "attempts before the policy applies",
+               false,
+               &O::max_attempts,
+               {},
+               1,
+               1000,
+               "MaxAttempts must be between 1 and 1000"},
+    KeySpec<O>{"initial_backoff",
+               KeyType::duration,
+               "1s",
+               "",
+               "wait after the first failure (doubles each time)",
+               false,
+               &O::initial_backoff,
+               {},
+               0,
+               std::numeric_limits<int64_t>::max(),
                "InitialBackoff must not be negative"},
-    KeySpec<O>{"max_backoff", KeyType::duration, "1m", "", "longest wait between attempts", false, &O::max_backoff,
-               {}, 0, std::numeric_limits<int64_t>::max(), "MaxBackoff must not be negative"},
+    KeySpec<O>{"max_backoff",
+               KeyType::duration,
+               "1m",
+               "",
+               "longest wait between attempts",
+               false,
+               &O::max_backoff,
+               {},
+               0,
+               std::numeric_limits<int64_t>::max(),
+               "MaxBackoff must not be negative"},
 };
 
 // The seed's presets, with its exact values.
-constexpr PresetValue kDevelopment[] = {
-    {"heartbeat_interval", "2s"}, {"stale_worker_timeout", "10s"}, {"coordination_timeout", "30s"}, {"batch_size", "50"}};
-constexpr PresetValue kStandardProduction[] = {
-    {"heartbeat_interval", "5s"}, {"stale_worker_timeout", "30s"}, {"coordination_timeout", "60s"}, {"batch_size", "100"}};
-constexpr PresetValue kHighThroughput[] = {
-    {"heartbeat_interval", "10s"}, {"stale_worker_timeout", "45s"}, {"coordination_timeout", "90s"}, {"batch_size", "1000"}};
-constexpr PresetValue kStableFewWorkers[] = {
-    {"heartbeat_interval", "15s"}, {"stale_worker_timeout", "90s"}, {"coordination_timeout", "120s"}, {"batch_size", "200"}};
+constexpr PresetValue kDevelopment[] = {{"heartbeat_interval", "2s"},
+                                        {"stale_worker_timeout", "10s"},
+                                        {"coordination_timeout", "30s"},
+                                        {"batch_size", "50"}};
+constexpr PresetValue kStandardProduction[] = {{"heartbeat_interval", "5s"},
+                                               {"stale_worker_timeout", "30s"},
+                                               {"coordination_timeout", "60s"},
+                                               {"batch_size", "100"}};
+constexpr PresetValue kHighThroughput[] = {{"heartbeat_interval", "10s"},
+                                           {"stale_worker_timeout", "45s"},
+                                           {"coordination_timeout", "90s"},
+                                           {"batch_size", "1000"}};
+constexpr PresetValue kStableFewWorkers[] = {{"heartbeat_interval", "15s"},
+                                             {"stale_worker_timeout", "90s"},
+                                             {"coordination_timeout", "120s"},
+                                             {"batch_size", "200"}};
 
 const std::array kPresets = {
     Preset{"development", kDevelopment},
@@ -125,30 +231,58 @@ const std::array kPresets = {
 
 const char* key_type_name(KeyType type) {
     switch (type) {
-        case KeyType::text: return "string";
-        case KeyType::conninfo: return "connection string (secret)";
-        case KeyType::identifier: return "SQL identifier";
-        case KeyType::replica_set_name: return "name (a-z, 0-9, -)";
-        case KeyType::projection_name: return "name";
-        case KeyType::integer: return "integer";
-        case KeyType::duration: return "duration";
-        case KeyType::choice: return "choice";
-        case KeyType::listen_address: return "host:port";
-        case KeyType::path: return "path";
+        case KeyType::text:
+            return "string";
+        case KeyType::conninfo:
+            return "connection string (secret)";
+        case KeyType::identifier:
+            return "SQL identifier";
+        case KeyType::replica_set_name:
+            return "name (a-z, 0-9, -)";
+        case KeyType::projection_name:
+            return "name";
+        case KeyType::integer:
+            return "integer";
+        case KeyType::duration:
+            return "duration";
+        case KeyType::choice:
+            return "choice";
+        case KeyType::listen_address:
+            return "host:port";
+        case KeyType::path:
+            return "path";
     }
     return "?";
 }
 
-std::span<const KeySpec<DatabaseConfig>> database_keys() { return kDatabaseKeys; }
-std::span<const KeySpec<EventStoreConfig>> event_store_keys() { return kEventStoreKeys; }
-std::span<const KeySpec<LoggingConfig>> logging_keys() { return kLoggingKeys; }
-std::span<const KeySpec<HttpConfig>> http_keys() { return kHttpKeys; }
-std::span<const KeySpec<PluginsConfig>> plugins_keys() { return kPluginsKeys; }
-std::span<const KeySpec<ReplicaSetConfig>> replica_set_keys() { return kReplicaSetKeys; }
-std::span<const KeySpec<ProjectionConfig>> projection_keys() { return kProjectionKeys; }
-std::span<const KeySpec<OnErrorConfig>> on_error_keys() { return kOnErrorKeys; }
+std::span<const KeySpec<DatabaseConfig>> database_keys() {
+    return kDatabaseKeys;
+}
+std::span<const KeySpec<EventStoreConfig>> event_store_keys() {
+    return kEventStoreKeys;
+}
+std::span<const KeySpec<LoggingConfig>> logging_keys() {
+    return kLoggingKeys;
+}
+std::span<const KeySpec<HttpConfig>> http_keys() {
+    return kHttpKeys;
+}
+std::span<const KeySpec<PluginsConfig>> plugins_keys() {
+    return kPluginsKeys;
+}
+std::span<const KeySpec<ReplicaSetConfig>> replica_set_keys() {
+    return kReplicaSetKeys;
+}
+std::span<const KeySpec<ProjectionConfig>> projection_keys() {
+    return kProjectionKeys;
+}
+std::span<const KeySpec<OnErrorConfig>> on_error_keys() {
+    return kOnErrorKeys;
+}
 
-std::span<const Preset> presets() { return kPresets; }
+std::span<const Preset> presets() {
+    return kPresets;
+}
 
 const Preset* find_preset(std::string_view name) {
     for (const auto& preset : kPresets) {
@@ -159,10 +293,14 @@ const Preset* find_preset(std::string_view name) {
 
 const char* source_name(Source source) {
     switch (source) {
-        case Source::default_value: return "default";
-        case Source::preset: return "preset";
-        case Source::file: return "file";
-        case Source::env: return "env";
+        case Source::default_value:
+            return "default";
+        case Source::preset:
+            return "preset";
+        case Source::file:
+            return "file";
+        case Source::env:
+            return "env";
     }
     return "?";
 }

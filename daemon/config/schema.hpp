@@ -20,10 +20,10 @@ enum class KeyType {
     replica_set_name,  // lowercase letters, digits, hyphens
     projection_name,   // letters, digits, '_', '-', '.'
     integer,
-    duration,          // Go-style duration
-    choice,            // one of KeySpec::choices
-    listen_address,    // host:port
-    path,              // a filesystem path
+    duration,        // Go-style duration
+    choice,          // one of KeySpec::choices
+    listen_address,  // host:port
+    path,            // a filesystem path
 };
 
 const char* key_type_name(KeyType type);
@@ -40,7 +40,7 @@ struct KeySpec {
     std::string_view description;
     bool reloadable;
     Field<Section> field;
-    std::string_view choices = {};  // "a|b|c" for KeyType::choice
+    std::string_view choices = {};                      // "a|b|c" for KeyType::choice
     int64_t min = std::numeric_limits<int64_t>::min();  // integers, or nanoseconds for durations
     int64_t max = std::numeric_limits<int64_t>::max();
     std::string_view range_error = {};  // the seed's wording when out of range

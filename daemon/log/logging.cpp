@@ -46,15 +46,14 @@ public:
 void configure(const std::string& level, const std::string& format) {
     auto logger = spdlog::default_logger();
     if (logger == nullptr || logger->name() != "orchestratord") {
-        logger = std::make_shared<spdlog::logger>("orchestratord",
-                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
+        logger = std::make_shared<spdlog::logger>("orchestratord", std::make_shared<spdlog::sinks::stderr_sink_mt>());
         spdlog::set_default_logger(logger);
     }
     if (format == "json") {
         logger->set_formatter(std::make_unique<JsonFormatter>());
     } else {
-        logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-            "%Y-%m-%dT%H:%M:%S.%eZ %-5l %v", spdlog::pattern_time_type::utc));
+        logger->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v",
+                                                                          spdlog::pattern_time_type::utc));
     }
     logger->set_level(spdlog::level::from_str(level == "warn" ? "warning" : level));
     logger->flush_on(spdlog::level::trace);

@@ -62,10 +62,16 @@ struct AsyncConnection::State {
 };
 
 AsyncConnection::AsyncConnection(asio::io_context& io) : state_(std::make_unique<State>(io)) {}
-AsyncConnection::~AsyncConnection() { state_->finish(); }
+AsyncConnection::~AsyncConnection() {
+    state_->finish();
+}
 
-bool AsyncConnection::ok() const { return state_->conn != nullptr && PQstatus(state_->conn) == CONNECTION_OK; }
-void AsyncConnection::close() { state_->finish(); }
+bool AsyncConnection::ok() const {
+    return state_->conn != nullptr && PQstatus(state_->conn) == CONNECTION_OK;
+}
+void AsyncConnection::close() {
+    state_->finish();
+}
 
 asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, const std::string& application_name,
                                                int64_t statement_timeout_ms) {
@@ -154,8 +160,8 @@ std::vector<const char*> values_of(const Params& params) {
 
 }  // namespace
 
-asio::awaitable<Result> AsyncConnection::query(const std::string& sql, const Params& params,
-                                               const std::string& purpose, Format format) {
+asio::awaitable<Result> AsyncConnection::query(const std::string& sql, const Params& params, const std::string& purpose,
+                                               Format format) {
     if (state_->conn == nullptr) throw Error(purpose, "", "not connected");
     const auto values = values_of(params);
     if (PQsendQueryParams(state_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
@@ -180,8 +186,8 @@ asio::awaitable<Result> AsyncConnection::query_prepared(const std::string& sql, 
         found = state_->prepared.emplace(sql, name).first;
     }
     const auto values = values_of(params);
-    if (PQsendQueryPrepared(state_->conn, found->second.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
-                            nullptr, static_cast<int>(format)) == 0) {
+    if (PQsendQueryPrepared(state_->conn, found->second.c_str(), static_cast<int>(values.size()), values.data(),
+                            nullptr, nullptr, static_cast<int>(format)) == 0) {
         throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
     }
     co_await flush(state_->conn, *state_->socket, purpose);

@@ -50,7 +50,9 @@ BlockingConnection::BlockingConnection(const std::string& conninfo, int connect_
 
 BlockingConnection::~BlockingConnection() = default;
 
-int BlockingConnection::server_version() const { return PQserverVersion(handle_->conn); }
+int BlockingConnection::server_version() const {
+    return PQserverVersion(handle_->conn);
+}
 
 void BlockingConnection::exec_script(const std::string& sql, const std::string& purpose) {
     std::unique_ptr<PGresult, ResultDeleter> result(PQexec(handle_->conn, sql.c_str()));
@@ -73,7 +75,8 @@ std::optional<std::string> BlockingConnection::wait_for_notification(int timeout
             PQfreemem(notify);
             return channel;
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return std::nullopt;
         pollfd wanted{PQsocket(handle_->conn), POLLIN, 0};
         ::poll(&wanted, 1, static_cast<int>(left.count()));
@@ -84,9 +87,8 @@ Rows BlockingConnection::exec(const std::string& sql, const Params& params, cons
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
-    std::unique_ptr<PGresult, ResultDeleter> result(PQexecParams(handle_->conn, sql.c_str(),
-                                                                 static_cast<int>(values.size()), nullptr,
-                                                                 values.data(), nullptr, nullptr, 0));
+    std::unique_ptr<PGresult, ResultDeleter> result(PQexecParams(
+        handle_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
     if (!result) throw Error(purpose, "", trimmed(PQerrorMessage(handle_->conn)));
     const ExecStatusType status = PQresultStatus(result.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {

@@ -9,7 +9,9 @@
 
 namespace orchestratord::pg {
 namespace {
-const PGresult* as_pg(void* result) { return static_cast<const PGresult*>(result); }
+const PGresult* as_pg(void* result) {
+    return static_cast<const PGresult*>(result);
+}
 }  // namespace
 
 Result::Result(void* pg_result) : result_(pg_result) {}
@@ -25,11 +27,21 @@ Result& Result::operator=(Result&& other) noexcept {
     return *this;
 }
 
-int Result::rows() const { return result_ != nullptr ? PQntuples(as_pg(result_)) : 0; }
-int Result::columns() const { return result_ != nullptr ? PQnfields(as_pg(result_)) : 0; }
-bool Result::is_null(int row, int column) const { return PQgetisnull(as_pg(result_), row, column) != 0; }
-const char* Result::data(int row, int column) const { return PQgetvalue(as_pg(result_), row, column); }
-int Result::length(int row, int column) const { return PQgetlength(as_pg(result_), row, column); }
+int Result::rows() const {
+    return result_ != nullptr ? PQntuples(as_pg(result_)) : 0;
+}
+int Result::columns() const {
+    return result_ != nullptr ? PQnfields(as_pg(result_)) : 0;
+}
+bool Result::is_null(int row, int column) const {
+    return PQgetisnull(as_pg(result_), row, column) != 0;
+}
+const char* Result::data(int row, int column) const {
+    return PQgetvalue(as_pg(result_), row, column);
+}
+int Result::length(int row, int column) const {
+    return PQgetlength(as_pg(result_), row, column);
+}
 
 int64_t Result::int8(int row, int column) const {
     uint64_t raw = 0;

@@ -24,7 +24,9 @@ public:
     // Raw bytes of a cell; libpq NUL-terminates every value, binary ones included.
     const char* data(int row, int column) const;
     int length(int row, int column) const;
-    std::string_view text(int row, int column) const { return {data(row, column), static_cast<size_t>(length(row, column))}; }
+    std::string_view text(int row, int column) const {
+        return {data(row, column), static_cast<size_t>(length(row, column))};
+    }
     // Decoders for binary-format cells (network byte order).
     int64_t int8(int row, int column) const;
     int32_t int4(int row, int column) const;

@@ -51,8 +51,8 @@ std::optional<std::string> unsafe_permissions(const std::string& path, bool expe
     if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
-        return std::string("is writable by ") + ((info.st_mode & S_IWOTH) != 0 ? "everyone" : "its group") +
-               " (mode " + mode + "); run chmod go-w on it";
+        return std::string("is writable by ") + ((info.st_mode & S_IWOTH) != 0 ? "everyone" : "its group") + " (mode " +
+               mode + "); run chmod go-w on it";
     }
     return std::nullopt;
 }
@@ -76,7 +76,8 @@ std::optional<std::string> check_descriptor(const orch_plugin_desc* desc) {
     if (desc == nullptr) return "its entry function returned no descriptor";
     constexpr size_t header = offsetof(orch_plugin_desc, abi_minor) + sizeof(uint32_t);
     if (desc->struct_size < header) {
-        return "its descriptor is too small (" + std::to_string(desc->struct_size) + " bytes); not an orchestratord plugin?";
+        return "its descriptor is too small (" + std::to_string(desc->struct_size) +
+               " bytes); not an orchestratord plugin?";
     }
     const std::string plugin_abi = std::to_string(desc->abi_major) + "." + std::to_string(desc->abi_minor);
     const std::string host_abi = std::to_string(ORCH_PLUGIN_ABI_MAJOR) + "." + std::to_string(ORCH_PLUGIN_ABI_MINOR);
@@ -171,8 +172,8 @@ LoadOutcome load_plugin_file(const std::string& path) {
         const orch_projection_desc* projection = desc->projections[i];
         DeclaredProjection declared;
         declared.name = projection->name;
-        declared.mode = projection->mode == ORCH_MODE_TRANSACTIONAL ? ProjectionMode::transactional
-                                                                    : ProjectionMode::at_least_once;
+        declared.mode =
+            projection->mode == ORCH_MODE_TRANSACTIONAL ? ProjectionMode::transactional : ProjectionMode::at_least_once;
         declared.aggregate_types = c_list(projection->aggregate_types);
         declared.bounded_contexts = c_list(projection->bounded_contexts);
         declared.event_types = c_list(projection->event_types);

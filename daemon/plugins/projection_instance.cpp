@@ -32,10 +32,18 @@ void host_log(void* host_ctx, int32_t level, const char* message) {
     const std::string who = context != nullptr ? context->projection : "?";
     const std::string replica_set = context != nullptr ? context->replica_set : "?";
     switch (level) {
-        case ORCH_LOG_DEBUG: spdlog::debug("{} projection={} replica_set={}", text, who, replica_set); break;
-        case ORCH_LOG_WARN: spdlog::warn("{} projection={} replica_set={}", text, who, replica_set); break;
-        case ORCH_LOG_ERROR: spdlog::error("{} projection={} replica_set={}", text, who, replica_set); break;
-        default: spdlog::info("{} projection={} replica_set={}", text, who, replica_set); break;
+        case ORCH_LOG_DEBUG:
+            spdlog::debug("{} projection={} replica_set={}", text, who, replica_set);
+            break;
+        case ORCH_LOG_WARN:
+            spdlog::warn("{} projection={} replica_set={}", text, who, replica_set);
+            break;
+        case ORCH_LOG_ERROR:
+            spdlog::error("{} projection={} replica_set={}", text, who, replica_set);
+            break;
+        default:
+            spdlog::info("{} projection={} replica_set={}", text, who, replica_set);
+            break;
     }
 }
 
@@ -58,21 +66,32 @@ orch_result* host_tx_exec(orch_tx* tx, const char* sql, int32_t n_values, const 
     return nullptr;
 }
 
-const char* host_tx_error(orch_tx* tx) { return tx != nullptr ? tx->last_error.c_str() : "no transaction"; }
-int64_t host_result_rows(const orch_result* result) { return result->rows.rows; }
-int32_t host_result_columns(const orch_result* result) { return result->rows.columns; }
-int64_t host_result_affected(const orch_result* result) { return result->rows.affected; }
+const char* host_tx_error(orch_tx* tx) {
+    return tx != nullptr ? tx->last_error.c_str() : "no transaction";
+}
+int64_t host_result_rows(const orch_result* result) {
+    return result->rows.rows;
+}
+int32_t host_result_columns(const orch_result* result) {
+    return result->rows.columns;
+}
+int64_t host_result_affected(const orch_result* result) {
+    return result->rows.affected;
+}
 const char* host_result_value(const orch_result* result, int64_t row, int32_t column) {
     const auto& rows = result->rows;
     if (row < 0 || row >= rows.rows || column < 0 || column >= rows.columns) return nullptr;
     const auto& cell = rows.cells[static_cast<size_t>(row * rows.columns + column)];
     return cell ? cell->c_str() : nullptr;
 }
-void host_result_free(orch_result* result) { delete result; }
+void host_result_free(orch_result* result) {
+    delete result;
+}
 
 const orch_host_api kHostApi = {
-    sizeof(orch_host_api), ORCH_PLUGIN_ABI_MAJOR, ORCH_PLUGIN_ABI_MINOR, host_log, host_tx_exec, host_tx_error,
-    host_result_rows, host_result_columns, host_result_value, host_result_affected, host_result_free,
+    sizeof(orch_host_api), ORCH_PLUGIN_ABI_MAJOR, ORCH_PLUGIN_ABI_MINOR, host_log,
+    host_tx_exec,          host_tx_error,         host_result_rows,      host_result_columns,
+    host_result_value,     host_result_affected,  host_result_free,
 };
 
 // Plugins write their error text here; one buffer per thread so handlers
@@ -99,8 +118,8 @@ ProjectionInstance::ProjectionInstance(const LoadedPlugin& plugin, const std::st
         desc_->create(&kHostApi, context, config_json.c_str(), &instance, error_buffer, sizeof error_buffer);
     if (status != ORCH_OK || instance == nullptr) {
         delete context;
-        throw std::runtime_error("projection \"" + projection + "\" of " + plugin.file +
-                                 " could not be created: " + (error_buffer[0] != '\0' ? error_buffer : "no reason given"));
+        throw std::runtime_error("projection \"" + projection + "\" of " + plugin.file + " could not be created: " +
+                                 (error_buffer[0] != '\0' ? error_buffer : "no reason given"));
     }
     instance_ = instance;
     host_context_ = std::shared_ptr<HostContext>(context);
@@ -112,7 +131,9 @@ ProjectionInstance::~ProjectionInstance() {
     if (instance_ != nullptr) desc_->destroy(instance_);
 }
 
-const std::string& ProjectionInstance::plugin_file() const { return library_->file(); }
+const std::string& ProjectionInstance::plugin_file() const {
+    return library_->file();
+}
 
 CallResult ProjectionInstance::handle_batch(const std::vector<const orch_event*>& events, SqlSession* session) {
     orch_tx tx{session, {}};

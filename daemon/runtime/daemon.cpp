@@ -10,10 +10,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <thread>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <map>
+#include <thread>
 
 #include "log/logging.hpp"
 #include "pg/blocking_connection.hpp"
@@ -22,8 +22,8 @@
 #include "runtime/projection_runner.hpp"
 #include "runtime/projection_set.hpp"
 #include "runtime/wakeup_listener.hpp"
-#include "store/migrations.hpp"
 #include "store/event_store_check.hpp"
+#include "store/migrations.hpp"
 #include "systemd/service_notifier.hpp"
 
 namespace orchestratord::runtime {
@@ -57,15 +57,16 @@ public:
             const auto problems = store::event_store_problems(connection, config_.event_store);
             for (const auto& problem : problems) spdlog::critical("cannot start: {}", problem);
             if (!problems.empty()) return kExitStartupFailed;
-            const auto trigger = connection.exec(
-                "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
-                {store::qualified(config_.event_store, config_.event_store.events_table),
-                 "orchestratord_notify_" + config_.event_store.events_table},
-                "look for the NOTIFY trigger");
+            const auto trigger =
+                connection.exec("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+                                {store::qualified(config_.event_store, config_.event_store.events_table),
+                                 "orchestratord_notify_" + config_.event_store.events_table},
+                                "look for the NOTIFY trigger");
             notify_available_ = trigger.at(0, 0) != "0";
             spdlog::info("{} events_table={}.{}",
-                         notify_available_ ? "new events wake the workers through NOTIFY"
-                                           : "no NOTIFY trigger (orchestratord migrate --with-notify-trigger); polling while idle",
+                         notify_available_
+                             ? "new events wake the workers through NOTIFY"
+                             : "no NOTIFY trigger (orchestratord migrate --with-notify-trigger); polling while idle",
                          config_.event_store.schema, config_.event_store.events_table);
         } catch (const std::exception& e) {
             spdlog::critical("cannot start: {}", e.what());
@@ -100,15 +101,16 @@ private:
         // Two connections per projection (batches, prefetch) and one listener.
         const size_t needed = 2 * projections_.instances.size() + 1;
         if (needed > static_cast<size_t>(config_.database.max_open_conns)) {
-            spdlog::warn("this process opens {} connections, more than database.max_open_conns={}; raise it or "
-                         "PostgreSQL's max_connections accordingly",
-                         needed, config_.database.max_open_conns);
+            spdlog::warn(
+                "this process opens {} connections, more than database.max_open_conns={}; raise it or "
+                "PostgreSQL's max_connections accordingly",
+                needed, config_.database.max_open_conns);
         }
         if (listener_ == nullptr) {
-            listener_ = std::make_unique<WakeupListener>(
-                io_, config_.database.url, store::events_channel(config_.event_store), [this] {
-                    for (auto& runner : runners_) runner->wake();
-                });
+            listener_ = std::make_unique<WakeupListener>(io_, config_.database.url,
+                                                         store::events_channel(config_.event_store), [this] {
+                                                             for (auto& runner : runners_) runner->wake();
+                                                         });
             asio::co_spawn(io_, listener_->run(), asio::detached);
         }
         for (auto& instance : projections_.instances) {
@@ -131,7 +133,8 @@ private:
                     settings.scope = {declared.aggregate_types, declared.bounded_contexts, declared.event_types};
                 }
             }
-            auto& runner = runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, handlers_, settings, *instance));
+            auto& runner =
+                runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, handlers_, settings, *instance));
             ++active_runners_;
             asio::co_spawn(io_, runner->run(), [this](std::exception_ptr error) {
                 if (error) {

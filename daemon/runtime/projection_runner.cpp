@@ -21,10 +21,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto kSweepInterval = 10s;      // slices without events also get their checkpoint moved
-constexpr auto kProgressInterval = 5s;    // how often a running projection logs its progress
-constexpr auto kIdleWithNotify = 30s;     // safety read while idle when NOTIFY wakes us
-constexpr auto kBusyPoll = 10ms;          // first idle pause without NOTIFY; doubles up to poll_interval_max
+constexpr auto kSweepInterval = 10s;    // slices without events also get their checkpoint moved
+constexpr auto kProgressInterval = 5s;  // how often a running projection logs its progress
+constexpr auto kIdleWithNotify = 30s;   // safety read while idle when NOTIFY wakes us
+constexpr auto kBusyPoll = 10ms;        // first idle pause without NOTIFY; doubles up to poll_interval_max
 
 // The batch transaction as a plugin sees it. The plugin runs on a handler
 // thread; each statement is sent by the event loop, which owns the
@@ -76,8 +76,7 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
                       spdlog::warn(
                           "reader blocked by an open writer on the events table; consider "
                           "idle_in_transaction_session_timeout {} writer_pid={} writer_open_s={:.1f} waited_s={:.1f}",
-                          context(), writer.pid, writer.open_seconds,
-                          std::chrono::duration<double>(waited).count());
+                          context(), writer.pid, writer.open_seconds, std::chrono::duration<double>(waited).count());
                   }
               }),
       idle_timer_(io) {}
@@ -134,11 +133,12 @@ asio::awaitable<void> ProjectionRunner::prepare() {
     slice_count_ = co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
                                                              static_cast<int32_t>(settings_.replica_set.slices));
     if (slice_count_ != settings_.replica_set.slices) {
-        spdlog::warn("replica set was created with a different slice count; using the stored one {} stored={} configured={}",
-                     context(), slice_count_, settings_.replica_set.slices);
+        spdlog::warn(
+            "replica set was created with a different slice count; using the stored one {} stored={} configured={}",
+            context(), slice_count_, settings_.replica_set.slices);
     }
-    positions_ = co_await checkpoints.load(*connection_, settings_.replica_set.name, settings_.projection.name,
-                                           slice_count_);
+    positions_ =
+        co_await checkpoints.load(*connection_, settings_.replica_set.name, settings_.projection.name, slice_count_);
     written_ = positions_;
     prefetched_.reset();
     // Until the cluster assigns slices, a worker owns every slice.
@@ -165,7 +165,8 @@ asio::awaitable<void> ProjectionRunner::prepare() {
 asio::awaitable<void> ProjectionRunner::run() {
     std::chrono::milliseconds reconnect_backoff(100);
     std::chrono::milliseconds idle = kBusyPoll;
-    const auto poll_max = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.poll_interval_max);
+    const auto poll_max =
+        std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.poll_interval_max);
     std::string failure;
     while (!stopping_) {
         try {
@@ -269,8 +270,7 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     plugins::SqlSession* session = transactional ? &transaction : nullptr;
     // The handler runs on a handler thread; this coroutine resumes on the loop.
     plugins::CallResult result = co_await asio::co_spawn(
-        handlers_,
-        [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_.handle_batch(events, session); },
+        handlers_, [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_.handle_batch(events, session); },
         asio::use_awaitable);
     if (!result.ok) {
         if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
@@ -278,7 +278,8 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     }
     // At-least-once: written right after the handler returns, so a crash
     // repeats at most this batch. (It overlaps with the prefetched read.)
-    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices, checkpoint);
+    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices,
+                                 checkpoint);
     if (transactional) co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
     for (int32_t s : slices) written_[static_cast<size_t>(s)] = std::max(written_[static_cast<size_t>(s)], checkpoint);
     co_return result;
@@ -347,9 +348,10 @@ asio::awaitable<void> ProjectionRunner::handle(const store::EventBatch& batch) {
             co_return;
         }
         error = result.error;
-        spdlog::error("projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
-                      context(), attempt, on_error.max_attempts, batch.events.front().global_position,
-                      batch.events.back().global_position, error);
+        spdlog::error(
+            "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
+            context(), attempt, on_error.max_attempts, batch.events.front().global_position,
+            batch.events.back().global_position, error);
         if (attempt < on_error.max_attempts) {
             co_await sleep(backoff);
             backoff = std::min(backoff * 2, max_backoff);
@@ -449,9 +451,10 @@ asio::awaitable<void> ProjectionRunner::report_progress() {
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - last_progress_).count();
     last_progress_ = now;
-    const auto head = co_await connection_->exec(
-        "SELECT coalesce(max(global_position), 0) FROM " + store::qualified(settings_.event_store, settings_.event_store.events_table),
-        pg::Params{}, "read the head position");
+    const auto head =
+        co_await connection_->exec("SELECT coalesce(max(global_position), 0) FROM " +
+                                       store::qualified(settings_.event_store, settings_.event_store.events_table),
+                                   pg::Params{}, "read the head position");
     const int64_t head_position = std::stoll(*head.at(0, 0));
     const int64_t lowest = *std::min_element(positions_.begin(), positions_.end());
     const double rate = seconds > 0 ? static_cast<double>(handled_ - handled_at_last_progress_) / seconds : 0;

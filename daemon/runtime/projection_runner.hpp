@@ -33,7 +33,7 @@ struct RunnerSettings {
     config::ReplicaSetConfig replica_set;
     config::ProjectionConfig projection;
     store::Scope scope;
-    bool notify_available = false;  // the NOTIFY trigger exists: idle runners need not poll
+    bool notify_available = false;              // the NOTIFY trigger exists: idle runners need not poll
     store::ReadCoalescer* coalescer = nullptr;  // shared by every runner of the process
     std::chrono::nanoseconds conn_max_lifetime = std::chrono::hours(1);
 };
@@ -79,8 +79,8 @@ private:
 
     int32_t slice_count_ = 0;
     std::vector<int32_t> owned_slices_;
-    std::vector<int64_t> positions_;  // handled up to here, per slice
-    std::vector<int64_t> written_;    // last checkpoint written, per slice
+    std::vector<int64_t> positions_;                       // handled up to here, per slice
+    std::vector<int64_t> written_;                         // last checkpoint written, per slice
     std::shared_ptr<const store::EventBatch> prefetched_;  // the next batch, read while the last one was handled
     bool prepared_ = false;
     bool stopping_ = false;

@@ -11,7 +11,8 @@ ProjectionSet build_projection_set(const config::Config& config, const plugins::
             const plugins::LoadedPlugin* plugin = scan.find(projection.name, projection.plugin);
             if (plugin == nullptr) {
                 set.problems.push_back("replica set \"" + replica_set.name + "\": projection \"" + projection.name +
-                                       "\"" + (projection.plugin.empty() ? "" : " of plugin \"" + projection.plugin + "\"") +
+                                       "\"" +
+                                       (projection.plugin.empty() ? "" : " of plugin \"" + projection.plugin + "\"") +
                                        " is not declared by any plugin loaded from " + scan.directory);
                 continue;
             }
@@ -37,8 +38,8 @@ void log_plugin_scan(const plugins::PluginScan& scan) {
             if (!names.empty()) names += ',';
             names += projection.name;
         }
-        spdlog::info("loaded plugin plugin={} version={} abi={}.{} projections={} file={}", plugin.name,
-                     plugin.version, plugin.abi_major, plugin.abi_minor, names, plugin.file);
+        spdlog::info("loaded plugin plugin={} version={} abi={}.{} projections={} file={}", plugin.name, plugin.version,
+                     plugin.abi_major, plugin.abi_minor, names, plugin.file);
     }
     for (const auto& refused : scan.refused) {
         spdlog::error("refused plugin file={} reason=\"{}\"", refused.file, refused.reason);

@@ -37,7 +37,8 @@ asio::awaitable<void> WakeupListener::run() {
     while (!stopping_) {
         try {
             co_await keep->pg.connect(conninfo_, "orchestratord listener");
-            co_await keep->pg.exec("LISTEN " + store::quote_identifier(channel_), pg::Params{}, "listen for new events");
+            co_await keep->pg.exec("LISTEN " + store::quote_identifier(channel_), pg::Params{},
+                                   "listen for new events");
             spdlog::debug("listening for new events channel={}", channel_);
             backoff = std::chrono::milliseconds(100);
             wake_all_();  // anything appended while we were not listening

@@ -14,8 +14,9 @@ asio::awaitable<int32_t> CheckpointStore::register_replica_set(pg::AsyncConnecti
                                                                int32_t configured_slices) {
     // pg::make_params, not braces: see its comment.
     const auto insert = pg::make_params(replica_set, std::to_string(configured_slices));
-    co_await connection.exec("INSERT INTO " + replica_sets_ + " (name, slices) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-                             insert, "register the replica set");
+    co_await connection.exec(
+        "INSERT INTO " + replica_sets_ + " (name, slices) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", insert,
+        "register the replica set");
     const auto select = pg::make_params(replica_set);
     const auto rows = co_await connection.exec("SELECT slices FROM " + replica_sets_ + " WHERE name = $1", select,
                                                "read the replica set's slice count");
@@ -48,13 +49,12 @@ asio::awaitable<void> CheckpointStore::advance(pg::AsyncConnection& connection, 
     }
     array += "}";
     const auto params = pg::make_params(replica_set, projection, array, std::to_string(position));
-    co_await connection.query(
-        "INSERT INTO " + checkpoints_ +
-            " AS c (replica_set, projection, slice, position, updated_at) "
-            "SELECT $1, $2, s, $4::int8, now() FROM unnest($3::int4[]) AS s "
-            "ON CONFLICT (replica_set, projection, slice) DO UPDATE "
-            "SET position = GREATEST(c.position, EXCLUDED.position), updated_at = now()",
-        params, "write checkpoints");
+    co_await connection.query("INSERT INTO " + checkpoints_ +
+                                  " AS c (replica_set, projection, slice, position, updated_at) "
+                                  "SELECT $1, $2, s, $4::int8, now() FROM unnest($3::int4[]) AS s "
+                                  "ON CONFLICT (replica_set, projection, slice) DO UPDATE "
+                                  "SET position = GREATEST(c.position, EXCLUDED.position), updated_at = now()",
+                              params, "write checkpoints");
 }
 
 }  // namespace orchestratord::store

@@ -18,8 +18,8 @@ public:
 
     // Creates the replica set's row on first use and returns its stored slice
     // count, which wins over the configuration (changing it is an offline job).
-    boost::asio::awaitable<int32_t> register_replica_set(pg::AsyncConnection& connection, const std::string& replica_set,
-                                                         int32_t configured_slices);
+    boost::asio::awaitable<int32_t> register_replica_set(pg::AsyncConnection& connection,
+                                                         const std::string& replica_set, int32_t configured_slices);
     // Every slice's checkpoint (0 when none was written yet).
     boost::asio::awaitable<std::vector<int64_t>> load(pg::AsyncConnection& connection, const std::string& replica_set,
                                                       const std::string& projection, int32_t slice_count);

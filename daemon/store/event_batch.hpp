@@ -11,9 +11,9 @@
 namespace orchestratord::store {
 
 struct EventBatch {
-    pg::Result rows;                  // owns the memory every event points into
-    std::vector<orch_event> events;   // in global_position order
-    std::vector<int32_t> slices;      // slice of events[i]
+    pg::Result rows;                 // owns the memory every event points into
+    std::vector<orch_event> events;  // in global_position order
+    std::vector<int32_t> slices;     // slice of events[i]
     // Every event of the read's slices and scope with a position up to this
     // one is in this batch or was in an earlier one: checkpoints may move here.
     int64_t final_position = 0;

@@ -150,7 +150,8 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
     };
     const int64_t from = lowest_position(request);
     bool uniform = true;
-    for (int32_t slice : request.owned_slices) uniform = uniform && request.positions[static_cast<size_t>(slice)] == from;
+    for (int32_t slice : request.owned_slices)
+        uniform = uniform && request.positions[static_cast<size_t>(slice)] == from;
     const bool all_slices = static_cast<int32_t>(request.owned_slices.size()) == request.slice_count;
     const std::string p_from = param(std::to_string(from));
     const std::string p_slices = param(std::to_string(request.slice_count));
@@ -191,7 +192,8 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
         << param(std::to_string(kEmptyWindow)) << "::int8)) AS hi) "
         << "SELECT b.*, (top.hi - " << p_from << " - (SELECT count(*) FROM " << table_
         << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi))::int8 AS holes, "
-        << "top.hi FROM top LEFT JOIN batch b ON true";  // no second sort: the CTE scan keeps the batch's order (checked in to_batch)
+        << "top.hi FROM top LEFT JOIN batch b ON true";  // no second sort: the CTE scan keeps the batch's order
+                                                         // (checked in to_batch)
     query.sql = sql.str();
     return query;
 }
@@ -218,10 +220,12 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
     const auto range = pg::make_params(std::to_string(from), std::to_string(hi), table_);
     const auto first = co_await connection.exec(
         "SELECT (SELECT min(x.prev + 1) FROM (SELECT global_position, lag(global_position, 1, $1::int8) OVER (ORDER BY "
-        "global_position) AS prev FROM " + table_ + " WHERE global_position > $1::int8 AND global_position <= $2::int8) x "
-        "WHERE x.global_position <> x.prev + 1), "
-        "(SELECT coalesce(array_agg(l.virtualtransaction), '{}')::text FROM pg_locks l "
-        "WHERE l.relation = $3::regclass AND l.mode = 'RowExclusiveLock')",
+        "global_position) AS prev FROM " +
+            table_ +
+            " WHERE global_position > $1::int8 AND global_position <= $2::int8) x "
+            "WHERE x.global_position <> x.prev + 1), "
+            "(SELECT coalesce(array_agg(l.virtualtransaction), '{}')::text FROM pg_locks l "
+            "WHERE l.relation = $3::regclass AND l.mode = 'RowExclusiveLock')",
         range, "find the first missing position");
     if (first.at(0, 0)) {
         const int64_t hole = std::stoll(*first.at(0, 0));

@@ -48,7 +48,8 @@ struct BlockedWriter {
     int32_t pid = 0;
     double open_seconds = 0;
 };
-using BlockedReport = std::function<void(const std::vector<BlockedWriter>&, std::chrono::steady_clock::duration waited)>;
+using BlockedReport =
+    std::function<void(const std::vector<BlockedWriter>&, std::chrono::steady_clock::duration waited)>;
 
 class GapSafeReader {
 public:

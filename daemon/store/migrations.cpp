@@ -79,96 +79,97 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
 
     // Version 2: orchestratord's own coordination and checkpoint tables, all
     // keyed by replica set (docs/design.md explains each).
-    list.push_back({2, "orchestratord coordination, checkpoint and dead-letter tables",
-                    "CREATE TABLE IF NOT EXISTS " + own(store, "replica_sets") +
-                        " (\n"
-                        "    name TEXT PRIMARY KEY,\n"
-                        "    slices INT NOT NULL CHECK (slices > 0),\n"
-                        "    generation BIGINT NOT NULL DEFAULT 0,\n"
-                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        own(store, "workers") +
-                        " (\n"
-                        "    replica_set TEXT NOT NULL REFERENCES " +
-                        own(store, "replica_sets") +
-                        " (name) ON DELETE CASCADE,\n"
-                        "    id UUID NOT NULL,\n"
-                        "    host TEXT NOT NULL,\n"
-                        "    pid INT NOT NULL,\n"
-                        "    version TEXT NOT NULL,\n"
-                        "    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    last_heartbeat TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    PRIMARY KEY (replica_set, id)\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        own(store, "generations") +
-                        " (\n"
-                        "    replica_set TEXT NOT NULL REFERENCES " +
-                        own(store, "replica_sets") +
-                        " (name) ON DELETE CASCADE,\n"
-                        "    number BIGINT NOT NULL,\n"
-                        "    members UUID[] NOT NULL,\n"
-                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    PRIMARY KEY (replica_set, number)\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        own(store, "slices") +
-                        " (\n"
-                        "    replica_set TEXT NOT NULL REFERENCES " +
-                        own(store, "replica_sets") +
-                        " (name) ON DELETE CASCADE,\n"
-                        "    slice INT NOT NULL,\n"
-                        "    owner UUID NULL,\n"
-                        "    epoch BIGINT NOT NULL DEFAULT 0,\n"
-                        "    target_owner UUID NULL,\n"
-                        "    PRIMARY KEY (replica_set, slice)\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        own(store, "slice_history") +
-                        " (\n"
-                        "    replica_set TEXT NOT NULL,\n"
-                        "    slice INT NOT NULL,\n"
-                        "    epoch BIGINT NOT NULL,\n"
-                        "    owner UUID NOT NULL,\n"
-                        "    acquired_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    released_at TIMESTAMPTZ NULL,\n"
-                        "    PRIMARY KEY (replica_set, slice, epoch)\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        own(store, "checkpoints") +
-                        " (\n"
-                        "    replica_set TEXT NOT NULL,\n"
-                        "    projection TEXT NOT NULL,\n"
-                        "    slice INT NOT NULL,\n"
-                        "    position BIGINT NOT NULL DEFAULT 0,\n"
-                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    PRIMARY KEY (replica_set, projection, slice)\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        own(store, "projection_state") +
-                        " (\n"
-                        "    replica_set TEXT NOT NULL,\n"
-                        "    projection TEXT NOT NULL,\n"
-                        "    state TEXT NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused', 'resetting')),\n"
-                        "    reason TEXT NULL,\n"
-                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    PRIMARY KEY (replica_set, projection)\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        own(store, "dead_letters") +
-                        " (\n"
-                        "    id BIGSERIAL PRIMARY KEY,\n"
-                        "    replica_set TEXT NOT NULL,\n"
-                        "    projection TEXT NOT NULL,\n"
-                        "    slice INT NOT NULL,\n"
-                        "    global_position BIGINT NOT NULL,\n"
-                        "    event_id UUID NOT NULL,\n"
-                        "    error TEXT NOT NULL,\n"
-                        "    attempts INT NOT NULL,\n"
-                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    UNIQUE (replica_set, projection, event_id)\n"
-                        ");\n"});
+    list.push_back(
+        {2, "orchestratord coordination, checkpoint and dead-letter tables",
+         "CREATE TABLE IF NOT EXISTS " + own(store, "replica_sets") +
+             " (\n"
+             "    name TEXT PRIMARY KEY,\n"
+             "    slices INT NOT NULL CHECK (slices > 0),\n"
+             "    generation BIGINT NOT NULL DEFAULT 0,\n"
+             "    created_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
+             ");\n"
+             "CREATE TABLE IF NOT EXISTS " +
+             own(store, "workers") +
+             " (\n"
+             "    replica_set TEXT NOT NULL REFERENCES " +
+             own(store, "replica_sets") +
+             " (name) ON DELETE CASCADE,\n"
+             "    id UUID NOT NULL,\n"
+             "    host TEXT NOT NULL,\n"
+             "    pid INT NOT NULL,\n"
+             "    version TEXT NOT NULL,\n"
+             "    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    last_heartbeat TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    PRIMARY KEY (replica_set, id)\n"
+             ");\n"
+             "CREATE TABLE IF NOT EXISTS " +
+             own(store, "generations") +
+             " (\n"
+             "    replica_set TEXT NOT NULL REFERENCES " +
+             own(store, "replica_sets") +
+             " (name) ON DELETE CASCADE,\n"
+             "    number BIGINT NOT NULL,\n"
+             "    members UUID[] NOT NULL,\n"
+             "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    PRIMARY KEY (replica_set, number)\n"
+             ");\n"
+             "CREATE TABLE IF NOT EXISTS " +
+             own(store, "slices") +
+             " (\n"
+             "    replica_set TEXT NOT NULL REFERENCES " +
+             own(store, "replica_sets") +
+             " (name) ON DELETE CASCADE,\n"
+             "    slice INT NOT NULL,\n"
+             "    owner UUID NULL,\n"
+             "    epoch BIGINT NOT NULL DEFAULT 0,\n"
+             "    target_owner UUID NULL,\n"
+             "    PRIMARY KEY (replica_set, slice)\n"
+             ");\n"
+             "CREATE TABLE IF NOT EXISTS " +
+             own(store, "slice_history") +
+             " (\n"
+             "    replica_set TEXT NOT NULL,\n"
+             "    slice INT NOT NULL,\n"
+             "    epoch BIGINT NOT NULL,\n"
+             "    owner UUID NOT NULL,\n"
+             "    acquired_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    released_at TIMESTAMPTZ NULL,\n"
+             "    PRIMARY KEY (replica_set, slice, epoch)\n"
+             ");\n"
+             "CREATE TABLE IF NOT EXISTS " +
+             own(store, "checkpoints") +
+             " (\n"
+             "    replica_set TEXT NOT NULL,\n"
+             "    projection TEXT NOT NULL,\n"
+             "    slice INT NOT NULL,\n"
+             "    position BIGINT NOT NULL DEFAULT 0,\n"
+             "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    PRIMARY KEY (replica_set, projection, slice)\n"
+             ");\n"
+             "CREATE TABLE IF NOT EXISTS " +
+             own(store, "projection_state") +
+             " (\n"
+             "    replica_set TEXT NOT NULL,\n"
+             "    projection TEXT NOT NULL,\n"
+             "    state TEXT NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused', 'resetting')),\n"
+             "    reason TEXT NULL,\n"
+             "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    PRIMARY KEY (replica_set, projection)\n"
+             ");\n"
+             "CREATE TABLE IF NOT EXISTS " +
+             own(store, "dead_letters") +
+             " (\n"
+             "    id BIGSERIAL PRIMARY KEY,\n"
+             "    replica_set TEXT NOT NULL,\n"
+             "    projection TEXT NOT NULL,\n"
+             "    slice INT NOT NULL,\n"
+             "    global_position BIGINT NOT NULL,\n"
+             "    event_id UUID NOT NULL,\n"
+             "    error TEXT NOT NULL,\n"
+             "    attempts INT NOT NULL,\n"
+             "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    UNIQUE (replica_set, projection, event_id)\n"
+             ");\n"});
     return list;
 }
 
@@ -182,12 +183,17 @@ Migration notify_trigger(const config::EventStoreConfig& store) {
             "CREATE OR REPLACE FUNCTION " + function +
                 "() RETURNS trigger LANGUAGE plpgsql AS $$\n"
                 "BEGIN\n"
-                "    PERFORM pg_notify('" + channel + "', '');\n"
+                "    PERFORM pg_notify('" +
+                channel +
+                "', '');\n"
                 "    RETURN NULL;\n"
                 "END\n"
                 "$$;\n"
-                "DROP TRIGGER IF EXISTS " + trigger + " ON " + qualified(store, store.events_table) + ";\n"
-                "CREATE TRIGGER " + trigger + " AFTER INSERT ON " + qualified(store, store.events_table) +
+                "DROP TRIGGER IF EXISTS " +
+                trigger + " ON " + qualified(store, store.events_table) +
+                ";\n"
+                "CREATE TRIGGER " +
+                trigger + " AFTER INSERT ON " + qualified(store, store.events_table) +
                 " FOR EACH STATEMENT EXECUTE FUNCTION " + function + "();\n"};
 }
 
@@ -224,8 +230,8 @@ MigrationReport migrate(pg::BlockingConnection& connection, const config::EventS
         if (with_notify_trigger) all.push_back(notify_trigger(store));
         for (const auto& migration : all) {
             if (applied.contains(migration.version)) continue;
-            const std::string purpose = "apply migration " + std::to_string(migration.version) + " (" +
-                                        migration.description + ")";
+            const std::string purpose =
+                "apply migration " + std::to_string(migration.version) + " (" + migration.description + ")";
             connection.exec_script(migration.sql, purpose);
             connection.exec("INSERT INTO " + ledger + " (version, description) VALUES ($1, $2)",
                             {std::to_string(migration.version), migration.description}, purpose);

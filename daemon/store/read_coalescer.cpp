@@ -29,7 +29,8 @@ std::string ReadCoalescer::key_of(const ReadRequest& request) {
         key += std::to_string(request.positions[static_cast<size_t>(slice)]);
         key += ',';
     }
-    for (const auto* list : {&request.scope.aggregate_types, &request.scope.bounded_contexts, &request.scope.event_types}) {
+    for (const auto* list :
+         {&request.scope.aggregate_types, &request.scope.bounded_contexts, &request.scope.event_types}) {
         key += '|';
         for (const auto& item : *list) {
             key += item;
@@ -39,10 +40,9 @@ std::string ReadCoalescer::key_of(const ReadRequest& request) {
     return key;
 }
 
-asio::awaitable<std::shared_ptr<const EventBatch>> ReadCoalescer::read(GapSafeReader& reader,
-                                                                       pg::AsyncConnection& connection,
-                                                                       const ReadRequest& request,
-                                                                       std::chrono::steady_clock::time_point not_before) {
+asio::awaitable<std::shared_ptr<const EventBatch>> ReadCoalescer::read(
+    GapSafeReader& reader, pg::AsyncConnection& connection, const ReadRequest& request,
+    std::chrono::steady_clock::time_point not_before) {
     const std::string key = key_of(request);
     const auto now = std::chrono::steady_clock::now();
     // Forget results kept long enough.

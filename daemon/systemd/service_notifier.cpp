@@ -13,9 +13,13 @@ ServiceNotifier::ServiceNotifier() {
     }
 }
 
-void ServiceNotifier::send(const std::string& state) { sd_notify(0, state.c_str()); }
+void ServiceNotifier::send(const std::string& state) {
+    sd_notify(0, state.c_str());
+}
 
-void ServiceNotifier::ready(const std::string& status) { send("READY=1\nSTATUS=" + status); }
+void ServiceNotifier::ready(const std::string& status) {
+    send("READY=1\nSTATUS=" + status);
+}
 
 void ServiceNotifier::reloading() {
     // Type=notify-reload (systemd 253+) wants the monotonic time with RELOADING=1.
@@ -25,10 +29,16 @@ void ServiceNotifier::reloading() {
     send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
 }
 
-void ServiceNotifier::stopping() { send("STOPPING=1"); }
+void ServiceNotifier::stopping() {
+    send("STOPPING=1");
+}
 
-void ServiceNotifier::status(const std::string& text) { send("STATUS=" + text); }
+void ServiceNotifier::status(const std::string& text) {
+    send("STATUS=" + text);
+}
 
-void ServiceNotifier::watchdog_ping() { send("WATCHDOG=1"); }
+void ServiceNotifier::watchdog_ping() {
+    send("WATCHDOG=1");
+}
 
 }  // namespace orchestratord::systemd

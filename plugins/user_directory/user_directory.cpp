@@ -58,7 +58,8 @@ public:
             }
             const auto payload = parse(event);
             if (type == "UserRegistered") {
-                tx.exec(register_sql_.c_str(), id, text(payload, "email", event), text(payload, "name", event), version);
+                tx.exec(register_sql_.c_str(), id, text(payload, "email", event), text(payload, "name", event),
+                        version);
             } else if (type == "UserEmailChanged") {
                 tx.exec(email_sql_.c_str(), id, text(payload, "email", event), version);
             }
@@ -87,8 +88,8 @@ private:
     static std::string text(const nlohmann::json& payload, const char* field, const orchestratord::Event& event) {
         const auto found = payload.find(field);
         if (found == payload.end() || !found->is_string()) {
-            throw std::invalid_argument("event " + std::string(event.event_id()) + " (" + std::string(event.event_type()) +
-                                        ") lacks string field \"" + field + "\"");
+            throw std::invalid_argument("event " + std::string(event.event_id()) + " (" +
+                                        std::string(event.event_type()) + ") lacks string field \"" + field + "\"");
         }
         return found->get<std::string>();
     }

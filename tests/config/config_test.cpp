@@ -81,10 +81,9 @@ TEST_CASE("the four seed presets carry the seed's exact values", "[config][prese
         std::chrono::seconds heartbeat, stale, coordination;
         int64_t batch;
     };
-    for (const auto& expected : {Expected{"development", 2s, 10s, 30s, 50},
-                                 Expected{"standard-production", 5s, 30s, 60s, 100},
-                                 Expected{"high-throughput", 10s, 45s, 90s, 1000},
-                                 Expected{"stable-few-workers", 15s, 90s, 120s, 200}}) {
+    for (const auto& expected :
+         {Expected{"development", 2s, 10s, 30s, 50}, Expected{"standard-production", 5s, 30s, 60s, 100},
+          Expected{"high-throughput", 10s, 45s, 90s, 1000}, Expected{"stable-few-workers", 15s, 90s, 120s, 200}}) {
         INFO(expected.name);
         const Config config = load(std::string(kMinimal) + "    preset: " + expected.name + "\n");
         const auto& rs = config.replica_sets[0];
@@ -218,8 +217,10 @@ TEST_CASE("a stale timeout under 3x the heartbeat is valid but warned about", "[
     const Config config = load(std::string(kMinimal) + "    heartbeat_interval: 5s\n    stale_worker_timeout: 12s\n");
     const auto warnings = stale_warnings(config);
     REQUIRE(warnings.size() == 1);
-    CHECK_THAT(warnings[0], Catch::Contains("replica_sets[0].stale_worker_timeout: 12s is less than 3x heartbeat_interval (5s)"));
-    CHECK(stale_warnings(load(std::string(kMinimal) + "    heartbeat_interval: 5s\n    stale_worker_timeout: 15s\n")).empty());
+    CHECK_THAT(warnings[0],
+               Catch::Contains("replica_sets[0].stale_worker_timeout: 12s is less than 3x heartbeat_interval (5s)"));
+    CHECK(stale_warnings(load(std::string(kMinimal) + "    heartbeat_interval: 5s\n    stale_worker_timeout: 15s\n"))
+              .empty());
 }
 
 TEST_CASE("malformed environment values name the variable and the value", "[config][env]") {
@@ -239,7 +240,8 @@ TEST_CASE("malformed environment values name the variable and the value", "[conf
     CHECK_THAT(problems(kMinimal, {{"ORCHESTRATORD_HEARTBEAT", "5s"}}),
                Catch::Contains("ORCHESTRATORD_HEARTBEAT: unknown environment variable"));
     CHECK_THAT(problems(kMinimal, {{"DATABASE_URL", "postgres://u:pw@h/db?colour=red"}}),
-               Catch::Contains("DATABASE_URL (database.url): invalid connection string: invalid URI query parameter: \"colour\""));
+               Catch::Contains(
+                   "DATABASE_URL (database.url): invalid connection string: invalid URI query parameter: \"colour\""));
 }
 
 TEST_CASE("unknown keys are errors naming their path", "[config][validation]") {
@@ -280,8 +282,9 @@ TEST_CASE("SQL identifiers are validated, never passed through raw", "[config][v
                Catch::Contains("event_store.events_table: invalid identifier"));
     CHECK_THAT(problems(std::string(kMinimal) + "event_store: {schema: pg_events}\n"),
                Catch::Contains("event_store.schema: names starting with pg_ are reserved by PostgreSQL"));
-    CHECK(load(std::string(kMinimal) + "event_store: {schema: es_1, events_table: Events}\n").event_store.events_table ==
-          "Events");
+    CHECK(
+        load(std::string(kMinimal) + "event_store: {schema: es_1, events_table: Events}\n").event_store.events_table ==
+        "Events");
 }
 
 TEST_CASE("replica set names must be URL-safe and unique", "[config][validation]") {
@@ -291,9 +294,9 @@ TEST_CASE("replica set names must be URL-safe and unique", "[config][validation]
                Catch::Contains("ReplicaSet must be"));
     CHECK_THAT(problems("database: {url: 'postgres://h/db'}\nreplica_sets: [{name: a}, {name: a}]\n"),
                Catch::Contains("replica_sets[1].name: replica set \"a\" is declared twice"));
-    CHECK_THAT(problems("database: {url: 'postgres://h/db'}\nreplica_sets: [{name: a}, {name: b}]\n",
-                        {{"REPLICA_SET", "c"}}),
-               Catch::Contains("REPLICA_SET: cannot choose a name for 2 replica sets"));
+    CHECK_THAT(
+        problems("database: {url: 'postgres://h/db'}\nreplica_sets: [{name: a}, {name: b}]\n", {{"REPLICA_SET", "c"}}),
+        Catch::Contains("REPLICA_SET: cannot choose a name for 2 replica sets"));
 }
 
 TEST_CASE("several replica sets each carry their own projections and settings", "[config]") {
@@ -387,11 +390,13 @@ TEST_CASE("the database password is masked in every output", "[config][secrets]"
 }
 
 TEST_CASE("check-config lists every value with its source", "[config]") {
-    const Config config = load(std::string(kMinimal) + "    preset: development\n    batch_size: 75\n",
-                               {{"HEARTBEAT_INTERVAL", "1s"}});
+    const Config config =
+        load(std::string(kMinimal) + "    preset: development\n    batch_size: 75\n", {{"HEARTBEAT_INTERVAL", "1s"}});
     const std::string listing = format_settings(config);
-    CHECK_THAT(listing, Catch::Matches("(.|\n)*replica_sets\\[0\\]\\.heartbeat_interval = 1s +# env HEARTBEAT_INTERVAL(.|\n)*"));
-    CHECK_THAT(listing, Catch::Matches("(.|\n)*replica_sets\\[0\\]\\.stale_worker_timeout = 10s +# preset development(.|\n)*"));
+    CHECK_THAT(listing,
+               Catch::Matches("(.|\n)*replica_sets\\[0\\]\\.heartbeat_interval = 1s +# env HEARTBEAT_INTERVAL(.|\n)*"));
+    CHECK_THAT(listing,
+               Catch::Matches("(.|\n)*replica_sets\\[0\\]\\.stale_worker_timeout = 10s +# preset development(.|\n)*"));
     CHECK_THAT(listing, Catch::Matches("(.|\n)*replica_sets\\[0\\]\\.batch_size = 75 +# file (.|\n)*"));
     CHECK_THAT(listing, Catch::Matches("(.|\n)*database\\.max_open_conns = 25 +# default(.|\n)*"));
 }

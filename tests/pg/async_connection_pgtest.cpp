@@ -31,8 +31,8 @@ TEST_CASE("queries return rows, in text and binary", "[pg][async]") {
         const auto rows = co_await connection.exec("SELECT $1::text || 'b', NULL::int", pg::make_params("a"), "concat");
         CHECK(rows.at(0, 0) == "ab");
         CHECK_FALSE(rows.at(0, 1));
-        const auto binary =
-            co_await connection.query_prepared("SELECT 5000000000::int8, 7::int4, 'x'::text", {}, "binary", pg::Format::binary);
+        const auto binary = co_await connection.query_prepared("SELECT 5000000000::int8, 7::int4, 'x'::text", {},
+                                                               "binary", pg::Format::binary);
         CHECK(binary.int8(0, 0) == 5000000000LL);
         CHECK(binary.int4(0, 1) == 7);
         CHECK(binary.text(0, 2) == "x");
@@ -72,12 +72,12 @@ TEST_CASE("a statement running past statement_timeout is cancelled by the server
 }
 
 TEST_CASE("an unreachable server is an error naming the masked URL", "[pg][async]") {
-    CHECK_THROWS_WITH(run([](asio::io_context& io) -> asio::awaitable<void> {
-                          pg::AsyncConnection connection(io);
-                          co_await connection.connect("postgresql://u:secret@127.0.0.1:1/db", "async-test");
-                      }),
-                      Catch::Contains("connect to PostgreSQL at postgresql://u:****@127.0.0.1:1/db") &&
-                          !Catch::Contains("secret"));
+    CHECK_THROWS_WITH(
+        run([](asio::io_context& io) -> asio::awaitable<void> {
+            pg::AsyncConnection connection(io);
+            co_await connection.connect("postgresql://u:secret@127.0.0.1:1/db", "async-test");
+        }),
+        Catch::Contains("connect to PostgreSQL at postgresql://u:****@127.0.0.1:1/db") && !Catch::Contains("secret"));
 }
 
 TEST_CASE("notifications arrive on the connection's socket", "[pg][async]") {

@@ -24,8 +24,12 @@ std::string install(const TempDir& dir, const std::string& from_dir, const std::
     return target;
 }
 
-std::string sample(const TempDir& dir, const std::string& file) { return install(dir, SAMPLE_PLUGIN_DIR, file); }
-std::string fixture(const TempDir& dir, const std::string& file) { return install(dir, FIXTURE_PLUGIN_DIR, file); }
+std::string sample(const TempDir& dir, const std::string& file) {
+    return install(dir, SAMPLE_PLUGIN_DIR, file);
+}
+std::string fixture(const TempDir& dir, const std::string& file) {
+    return install(dir, FIXTURE_PLUGIN_DIR, file);
+}
 
 const RefusedPlugin* refusal(const PluginScan& scan, const std::string& file_name) {
     for (const auto& refused : scan.refused) {

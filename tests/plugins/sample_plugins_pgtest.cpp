@@ -38,11 +38,13 @@ struct StoredEvent {
     orch_event raw{};
 };
 
-std::vector<StoredEvent> make_events(std::initializer_list<std::tuple<const char*, int64_t, const char*, const char*>> list) {
+std::vector<StoredEvent> make_events(
+    std::initializer_list<std::tuple<const char*, int64_t, const char*, const char*>> list) {
     std::vector<StoredEvent> events;
     int64_t position = 0;
     for (const auto& [id, version, type, payload] : list) {
-        StoredEvent event{id, version, type, payload, "00000000-0000-0000-0000-" + std::to_string(100000000000 + ++position)};
+        StoredEvent event{id, version, type, payload,
+                          "00000000-0000-0000-0000-" + std::to_string(100000000000 + ++position)};
         events.push_back(std::move(event));
     }
     position = 0;

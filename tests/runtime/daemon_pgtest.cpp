@@ -125,8 +125,8 @@ TEST_CASE("SIGHUP re-reads the configuration and says what changed", "[daemon][r
 TEST_CASE("SIGHUP rescans the plugins directory and reports new and refused plugins", "[daemon][reload]") {
     TempDir plugins;
     std::filesystem::copy_file(SAMPLE_PLUGIN_DIR "/event_counter.so", plugins.file("event_counter.so"));
-    RunningDaemon daemon(std::map<std::string, std::optional<std::string>>{
-        {"ORCHESTRATORD_PLUGINS_DIRECTORY", plugins.path()}});
+    RunningDaemon daemon(
+        std::map<std::string, std::optional<std::string>>{{"ORCHESTRATORD_PLUGINS_DIRECTORY", plugins.path()}});
     REQUIRE(daemon.notify.wait_for("READY=1", 15s));
 
     // Drop a new plugin in (copy, then rename into place, as documented) and a broken one.
@@ -182,13 +182,14 @@ TEST_CASE("the watchdog is pinged from the event loop when systemd asks for it",
 TEST_CASE("an unreachable database is a clear startup error with the password masked", "[daemon]") {
     TempDir dir;
     const std::string file = dir.write("orchestratord.yaml", config_yaml("info", 100));
-    const auto result = run_command(
-        {ORCHESTRATORD_BIN, "--config", file},
-        {{"DATABASE_URL", "postgresql://app:hunter2@127.0.0.1:1/nowhere?connect_timeout=2"}});
+    const auto result =
+        run_command({ORCHESTRATORD_BIN, "--config", file},
+                    {{"DATABASE_URL", "postgresql://app:hunter2@127.0.0.1:1/nowhere?connect_timeout=2"}});
     INFO(result.output);
     CHECK(result.status.exited);
     CHECK(result.status.code == 1);
-    CHECK_THAT(result.output, Catch::Contains("cannot start: connect to PostgreSQL at postgresql://app:****@127.0.0.1:1"));
+    CHECK_THAT(result.output,
+               Catch::Contains("cannot start: connect to PostgreSQL at postgresql://app:****@127.0.0.1:1"));
     CHECK_THAT(result.output, !Catch::Contains("hunter2"));
 }
 

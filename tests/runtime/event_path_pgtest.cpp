@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <csignal>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -51,7 +51,8 @@ void check_per_aggregate_order(const std::vector<std::tuple<int64_t, std::string
 
 }  // namespace
 
-TEST_CASE("a transaction committing a lower position late is delivered, in order, exactly once", "[event-path][late-commit]") {
+TEST_CASE("a transaction committing a lower position late is delivered, in order, exactly once",
+          "[event-path][late-commit]") {
     EventStoreFixture store("late_commit");
     store.append(5);
     auto daemon = store.start_daemon(store.config_file(store.recorder(), 10));
@@ -60,10 +61,11 @@ TEST_CASE("a transaction committing a lower position late is delivered, in order
     // A draws position p and stays open; B draws p+1 and commits.
     orchestratord::pg::BlockingConnection a(pg_url());
     orchestratord::pg::BlockingConnection b(pg_url());
-    const std::string insert = "INSERT INTO " + store.schema() +
-                               ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, "
-                               "event_type, payload) VALUES ('test', 'Thing', $1, 1, gen_random_uuid(), 'Late', '\\x00') "
-                               "RETURNING global_position";
+    const std::string insert =
+        "INSERT INTO " + store.schema() +
+        ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, "
+        "event_type, payload) VALUES ('test', 'Thing', $1, 1, gen_random_uuid(), 'Late', '\\x00') "
+        "RETURNING global_position";
     const auto a_pid = *a.exec("SELECT pg_backend_pid()").at(0, 0);
     a.exec("BEGIN");
     const int64_t p = std::stoll(*a.exec(insert, {"late-a"}).at(0, 0));
@@ -106,7 +108,8 @@ TEST_CASE("a rolled-back writer's hole is passed promptly", "[event-path][late-c
     stop_gracefully(*daemon);
 }
 
-TEST_CASE("a transactional projection applies every event exactly once across 20 SIGKILLs", "[event-path][exactly-once]") {
+TEST_CASE("a transactional projection applies every event exactly once across 20 SIGKILLs",
+          "[event-path][exactly-once]") {
     EventStoreFixture store("exactly_once");
     store.append_each(4000, 40);
     const int64_t head = store.head();
@@ -126,7 +129,12 @@ TEST_CASE("a transactional projection applies every event exactly once across 20
     auto daemon = store.start_daemon(config, "final.log");
     const int64_t final_head = store.head();
     CHECK(final_head == head + 1000);
-    REQUIRE(store.wait_until([&] { return store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") == final_head; }, 60s));
+    REQUIRE(store.wait_until(
+        [&] {
+            return store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") ==
+                   final_head;
+        },
+        60s));
     stop_gracefully(*daemon);
 
     INFO("kills: " << kills);
@@ -137,14 +145,15 @@ TEST_CASE("a transactional projection applies every event exactly once across 20
     check_per_aggregate_order(deliveries(store));
 }
 
-TEST_CASE("an at-least-once projection misses nothing across SIGKILLs and repeats at most a batch per kill", "[event-path][at-least-once]") {
+TEST_CASE("an at-least-once projection misses nothing across SIGKILLs and repeats at most a batch per kill",
+          "[event-path][at-least-once]") {
     EventStoreFixture store("at_least_once");
     store.append_each(3000, 30);
     const int64_t head = store.head();
     const std::string file = store.dir().file("deliveries.txt");
     const int batch_size = 25;
-    const std::string config = store.config_file(
-        "      - name: recorder_file\n        config: {file: '" + file + "'}\n", batch_size);
+    const std::string config =
+        store.config_file("      - name: recorder_file\n        config: {file: '" + file + "'}\n", batch_size);
     std::mt19937 random(42);
     std::uniform_int_distribution<int> delay_ms(5, 100);
     const int kills = 10;
@@ -169,10 +178,12 @@ TEST_CASE("an at-least-once projection misses nothing across SIGKILLs and repeat
     };
     auto daemon = store.start_daemon(config, "final.log");
     std::map<int64_t, int> seen;
-    REQUIRE(store.wait_until([&] {
-        count_lines(seen);
-        return static_cast<int64_t>(seen.size()) == head;
-    }, 60s));
+    REQUIRE(store.wait_until(
+        [&] {
+            count_lines(seen);
+            return static_cast<int64_t>(seen.size()) == head;
+        },
+        60s));
     stop_gracefully(*daemon);
     count_lines(seen);
     int64_t duplicates = 0;
@@ -211,7 +222,8 @@ TEST_CASE("a poison event is dead-lettered and the projection goes on", "[event-
     auto daemon = store.start_daemon(store.config_file(projection, 10));
     REQUIRE(store.wait_until([&] { return store.recorded() == 19; }, 20s));
     REQUIRE(store.wait_until(
-        [&] { return store.scalar("SELECT count(*) FROM " + store.schema() + ".orchestratord_dead_letters") == 1; }, 20s));
+        [&] { return store.scalar("SELECT count(*) FROM " + store.schema() + ".orchestratord_dead_letters") == 1; },
+        20s));
     stop_gracefully(*daemon);
     CHECK(store.lowest_checkpoint() == 20);
     CHECK(store.scalar("SELECT count(*) FROM " + store.schema() + ".recorded WHERE global_position = 7") == 0);
@@ -242,7 +254,8 @@ TEST_CASE("a poison event pauses its projection while the others continue", "[ev
     stop_gracefully(*daemon);
     // The batch holding the poison event was not applied; the one before it was.
     CHECK(store.recorded() == 10);
-    const auto state = store.db().exec("SELECT state, reason FROM " + store.schema() + ".orchestratord_projection_state");
+    const auto state =
+        store.db().exec("SELECT state, reason FROM " + store.schema() + ".orchestratord_projection_state");
     REQUIRE(state.rows == 1);
     CHECK(state.at(0, 0) == "paused");
     CHECK_THAT(*state.at(0, 1), Catch::Contains("poison event at position 15"));

@@ -30,9 +30,11 @@ TEST_CASE("a worker survives a PostgreSQL restart without losing or repeating ev
     const auto scalar = [&](const std::string& sql) { return std::stoll(*db.exec(sql).at(0, 0)); };
     db.exec("INSERT INTO " + schema +
             ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, payload) "
-            "SELECT 'test', 'Thing', 'after-' || g, 1, gen_random_uuid(), 'AfterRestart', '\\x00' FROM generate_series(1, 100) g");
+            "SELECT 'test', 'Thing', 'after-' || g, 1, gen_random_uuid(), 'AfterRestart', '\\x00' FROM "
+            "generate_series(1, 100) g");
     const int64_t head = scalar("SELECT max(global_position) FROM " + schema + ".events");
-    REQUIRE(store->wait_until([&] { return scalar("SELECT count(DISTINCT global_position) FROM " + schema + ".recorded") == head; }, 60s));
+    REQUIRE(store->wait_until(
+        [&] { return scalar("SELECT count(DISTINCT global_position) FROM " + schema + ".recorded") == head; }, 60s));
     INFO(daemon->output());
     CHECK_THAT(daemon->output(), Catch::Contains("reconnecting"));
     daemon->signal(SIGTERM);

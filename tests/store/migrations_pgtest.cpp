@@ -54,12 +54,13 @@ TEST_CASE("migrate creates the event store and orchestratord's tables, and a sec
     REQUIRE(first.status.code == 0);
     CHECK_THAT(first.output, Catch::Contains("applied 1: pupsourcing event store tables"));
     CHECK_THAT(first.output, Catch::Contains("applied 2: orchestratord coordination"));
-    for (const char* table : {"events", "aggregate_heads", "projection_checkpoints", "orchestratord_replica_sets",
-                              "orchestratord_workers", "orchestratord_generations", "orchestratord_slices",
-                              "orchestratord_slice_history", "orchestratord_checkpoints",
-                              "orchestratord_projection_state", "orchestratord_dead_letters"}) {
+    for (const char* table :
+         {"events", "aggregate_heads", "projection_checkpoints", "orchestratord_replica_sets", "orchestratord_workers",
+          "orchestratord_generations", "orchestratord_slices", "orchestratord_slice_history",
+          "orchestratord_checkpoints", "orchestratord_projection_state", "orchestratord_dead_letters"}) {
         INFO(table);
-        CHECK(schema.connection.exec("SELECT to_regclass($1) IS NOT NULL", {schema.name + "." + table}).at(0, 0) == "t");
+        CHECK(schema.connection.exec("SELECT to_regclass($1) IS NOT NULL", {schema.name + "." + table}).at(0, 0) ==
+              "t");
     }
     CHECK(store::event_store_problems(schema.connection, schema.store).empty());
 
@@ -95,7 +96,8 @@ TEST_CASE("migrate never alters an existing events table", "[migrate]") {
     // An existing event store with one extra column of the application's own.
     schema.connection.exec_script(
         "CREATE TABLE " + schema.name +
-            ".events (global_position BIGSERIAL PRIMARY KEY, bounded_context TEXT NOT NULL, aggregate_type TEXT NOT NULL,"
+            ".events (global_position BIGSERIAL PRIMARY KEY, bounded_context TEXT NOT NULL, aggregate_type TEXT NOT "
+            "NULL,"
             " aggregate_id TEXT NOT NULL, aggregate_version BIGINT NOT NULL, event_id UUID NOT NULL UNIQUE,"
             " event_type TEXT NOT NULL, event_version INT NOT NULL, payload BYTEA NOT NULL, trace_id TEXT,"
             " correlation_id TEXT, causation_id TEXT, metadata JSONB, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
@@ -116,7 +118,8 @@ TEST_CASE("migrate --print shows quoted SQL without touching the database", "[mi
                                        "database: {url: 'postgresql://nobody@127.0.0.1:1/none'}\n"
                                        "event_store: {schema: Store_1, events_table: MyEvents}\n"
                                        "replica_sets: [{name: print}]\n");
-    const auto result = run_command({ORCHESTRATORD_BIN, "migrate", "--config", file, "--print", "--with-notify-trigger"});
+    const auto result =
+        run_command({ORCHESTRATORD_BIN, "migrate", "--config", file, "--print", "--with-notify-trigger"});
     INFO(result.output);
     CHECK(result.status.code == 0);
     CHECK_THAT(result.output, Catch::Contains("CREATE TABLE IF NOT EXISTS \"Store_1\".\"MyEvents\""));
@@ -150,8 +153,8 @@ TEST_CASE("a missing or wrong events table is refused with what to do", "[migrat
         return all;
     };
     schema.connection.exec("CREATE SCHEMA " + schema.name);
-    CHECK_THAT(problems(), Catch::Contains("events table " + schema.name +
-                                           ".events does not exist; run `orchestratord migrate`"));
+    CHECK_THAT(problems(),
+               Catch::Contains("events table " + schema.name + ".events does not exist; run `orchestratord migrate`"));
 
     schema.connection.exec("CREATE TABLE " + schema.name +
                            ".events (global_position BIGSERIAL PRIMARY KEY, aggregate_id INT, payload TEXT)");

@@ -17,8 +17,7 @@ extern char** environ;
 namespace orchestratord::test {
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv,
-                           const std::map<std::string, std::optional<std::string>>& env,
-                           const std::string& output_file)
+                           const std::map<std::string, std::optional<std::string>>& env, const std::string& output_file)
     : output_file_(output_file) {
     const int out = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0) throw std::runtime_error("cannot open " + output_file);
@@ -50,7 +49,9 @@ ChildProcess::~ChildProcess() {
     }
 }
 
-void ChildProcess::signal(int signal) const { ::kill(pid_, signal); }
+void ChildProcess::signal(int signal) const {
+    ::kill(pid_, signal);
+}
 
 std::optional<ExitStatus> ChildProcess::wait(std::chrono::milliseconds timeout) {
     if (status_) return status_;
@@ -69,7 +70,9 @@ std::optional<ExitStatus> ChildProcess::wait(std::chrono::milliseconds timeout) 
     }
 }
 
-std::string ChildProcess::output() const { return read_file(output_file_); }
+std::string ChildProcess::output() const {
+    return read_file(output_file_);
+}
 
 bool ChildProcess::wait_for_output(const std::string& text, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -86,8 +89,7 @@ bool ChildProcess::wait_for_output(const std::string& text, std::chrono::millise
 }
 
 RunResult run_command(const std::vector<std::string>& argv,
-                      const std::map<std::string, std::optional<std::string>>& env,
-                      std::chrono::milliseconds timeout) {
+                      const std::map<std::string, std::optional<std::string>>& env, std::chrono::milliseconds timeout) {
     TempDir dir;
     ChildProcess child(argv, env, dir.file("output"));
     auto status = child.wait(timeout);

@@ -25,7 +25,8 @@ public:
     explicit EventStoreFixture(const std::string& label)
         : schema_(label + "_" + std::to_string(::getpid())), db_(pg_url()) {
         db_.exec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
-        const auto migrated = run_command({ORCHESTRATORD_BIN, "migrate", "--config", config_file(""), "--with-notify-trigger"});
+        const auto migrated =
+            run_command({ORCHESTRATORD_BIN, "migrate", "--config", config_file(""), "--with-notify-trigger"});
         INFO(migrated.output);
         REQUIRE(migrated.status.code == 0);
         db_.exec("CREATE TABLE " + schema_ +
@@ -66,7 +67,8 @@ public:
                      ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, "
                      "payload, metadata) "
                      "SELECT $4, $3, 'agg-' || (g % $2::int), "
-                     "coalesce((SELECT max(aggregate_version) FROM " + schema_ +
+                     "coalesce((SELECT max(aggregate_version) FROM " +
+                     schema_ +
                      ".events e WHERE e.aggregate_id = 'agg-' || (g % $2::int)), 0) + 1, "
                      "gen_random_uuid(), $5, convert_to('{\"n\":' || g || '}', 'UTF8'), '{\"test\":true}'::jsonb "
                      "FROM generate_series(1, $1::int) g",

@@ -40,7 +40,8 @@ std::optional<std::string> NotifySocket::receive(std::chrono::milliseconds timeo
 bool NotifySocket::wait_for(const std::string& text, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return false;
         auto message = receive(left);
         if (!message) return false;

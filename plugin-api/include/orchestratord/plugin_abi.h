@@ -61,19 +61,19 @@ extern "C" {
 typedef struct orch_event {
     size_t struct_size;
     int64_t global_position;
-    const char *bounded_context;
-    const char *aggregate_type;
-    const char *aggregate_id;
+    const char* bounded_context;
+    const char* aggregate_type;
+    const char* aggregate_id;
     int64_t aggregate_version;
-    const char *event_id; /* canonical UUID text, 36 characters */
-    const char *event_type;
+    const char* event_id; /* canonical UUID text, 36 characters */
+    const char* event_type;
     int32_t event_version;
-    const uint8_t *payload; /* raw bytes, any encoding */
+    const uint8_t* payload; /* raw bytes, any encoding */
     size_t payload_size;
-    const char *trace_id;       /* NULL when absent */
-    const char *correlation_id; /* NULL when absent */
-    const char *causation_id;   /* NULL when absent */
-    const char *metadata;       /* JSON text, NULL when absent */
+    const char* trace_id;       /* NULL when absent */
+    const char* correlation_id; /* NULL when absent */
+    const char* causation_id;   /* NULL when absent */
+    const char* metadata;       /* JSON text, NULL when absent */
     int64_t created_at_us;      /* microseconds since the Unix epoch, UTC */
 } orch_event;
 
@@ -84,10 +84,10 @@ typedef struct orch_result orch_result;
 /* A batch of events for one projection, in global_position order. */
 typedef struct orch_batch {
     size_t struct_size;
-    const orch_event *const *events; /* array of count pointers */
+    const orch_event* const* events; /* array of count pointers */
     size_t count;
     /* The batch transaction in transactional mode, NULL in at-least-once mode. */
-    orch_tx *tx;
+    orch_tx* tx;
 } orch_batch;
 
 /*
@@ -100,7 +100,7 @@ typedef struct orch_host_api {
     uint32_t abi_minor;
 
     /* Writes one log line attributed to the projection. */
-    void (*log)(void *host_ctx, int32_t level, const char *message);
+    void (*log)(void* host_ctx, int32_t level, const char* message);
 
     /*
      * Runs one parameterised statement ($1..$n) on the batch transaction.
@@ -109,16 +109,16 @@ typedef struct orch_host_api {
      * text is then available from tx_error until the next call on tx. After an
      * error the transaction is aborted: return ORCH_ERROR from the callback.
      */
-    orch_result *(*tx_exec)(orch_tx *tx, const char *sql, int32_t n_values, const char *const *values);
-    const char *(*tx_error)(orch_tx *tx);
+    orch_result* (*tx_exec)(orch_tx* tx, const char* sql, int32_t n_values, const char* const* values);
+    const char* (*tx_error)(orch_tx* tx);
 
-    int64_t (*result_rows)(const orch_result *result);
-    int32_t (*result_columns)(const orch_result *result);
+    int64_t (*result_rows)(const orch_result* result);
+    int32_t (*result_columns)(const orch_result* result);
     /* Text value of a cell, or NULL for SQL NULL; valid until result_free. */
-    const char *(*result_value)(const orch_result *result, int64_t row, int32_t column);
+    const char* (*result_value)(const orch_result* result, int64_t row, int32_t column);
     /* Rows affected by INSERT/UPDATE/DELETE, 0 otherwise. */
-    int64_t (*result_affected)(const orch_result *result);
-    void (*result_free)(orch_result *result);
+    int64_t (*result_affected)(const orch_result* result);
+    void (*result_free)(orch_result* result);
 } orch_host_api;
 
 /*
@@ -127,29 +127,29 @@ typedef struct orch_host_api {
  */
 typedef struct orch_projection_desc {
     size_t struct_size;
-    const char *name; /* unique across every loaded plugin */
+    const char* name; /* unique across every loaded plugin */
     int32_t mode;     /* ORCH_MODE_* */
 
     /*
      * Optional scope, each a NULL-terminated list (or NULL for "all"). The host
      * pushes it into the SQL filter so the projection never sees other events.
      */
-    const char *const *aggregate_types;
-    const char *const *bounded_contexts;
-    const char *const *event_types;
+    const char* const* aggregate_types;
+    const char* const* bounded_contexts;
+    const char* const* event_types;
 
     /* Required: makes one instance from the projection's config (JSON object text). */
-    int32_t (*create)(const orch_host_api *host, void *host_ctx, const char *config_json,
-                      void **instance, char *error, size_t error_size);
+    int32_t (*create)(const orch_host_api* host, void* host_ctx, const char* config_json, void** instance, char* error,
+                      size_t error_size);
     /* Required: handles one batch. */
-    int32_t (*handle_batch)(void *instance, const orch_batch *batch, char *error, size_t error_size);
+    int32_t (*handle_batch)(void* instance, const orch_batch* batch, char* error, size_t error_size);
     /* Required: frees an instance. Must not fail. */
-    void (*destroy)(void *instance);
+    void (*destroy)(void* instance);
     /*
      * Optional (may be NULL): drops the projection's read model before a rebuild.
      * tx is the reset transaction in transactional mode, NULL otherwise.
      */
-    int32_t (*reset)(void *instance, orch_tx *tx, char *error, size_t error_size);
+    int32_t (*reset)(void* instance, orch_tx* tx, char* error, size_t error_size);
 } orch_projection_desc;
 
 typedef struct orch_plugin_desc {
@@ -158,14 +158,14 @@ typedef struct orch_plugin_desc {
     uint32_t abi_major;
     uint32_t abi_minor;
 
-    const char *plugin_name;
-    const char *plugin_version;
+    const char* plugin_name;
+    const char* plugin_version;
     size_t projection_count;
-    const orch_projection_desc *const *projections;
+    const orch_projection_desc* const* projections;
 } orch_plugin_desc;
 
 /* The entry function every plugin exports under ORCH_PLUGIN_ENTRY_SYMBOL. */
-typedef const orch_plugin_desc *(*orch_plugin_entry_fn)(void);
+typedef const orch_plugin_desc* (*orch_plugin_entry_fn)(void);
 
 #ifdef __cplusplus
 }

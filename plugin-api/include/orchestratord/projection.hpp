@@ -63,9 +63,7 @@ public:
     int32_t event_version() const { return raw_->event_version; }
     std::span<const uint8_t> payload() const { return {raw_->payload, raw_->payload_size}; }
     // The payload as text (it is often JSON); no encoding check is made.
-    std::string_view payload_text() const {
-        return {reinterpret_cast<const char*>(raw_->payload), raw_->payload_size};
-    }
+    std::string_view payload_text() const { return {reinterpret_cast<const char*>(raw_->payload), raw_->payload_size}; }
     std::optional<std::string_view> trace_id() const { return optional(raw_->trace_id); }
     std::optional<std::string_view> correlation_id() const { return optional(raw_->correlation_id); }
     std::optional<std::string_view> causation_id() const { return optional(raw_->causation_id); }
@@ -125,8 +123,7 @@ public:
         std::vector<const char*> values;
         values.reserve(params.size());
         for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
-        orch_result* result =
-            host_->tx_exec(tx_, sql, static_cast<int32_t>(values.size()), values.data());
+        orch_result* result = host_->tx_exec(tx_, sql, static_cast<int32_t>(values.size()), values.data());
         if (result == nullptr) {
             const char* message = host_->tx_error(tx_);
             throw SqlError(message != nullptr ? message : "unknown SQL error");
@@ -136,8 +133,8 @@ public:
 
     // Convenience overload: exec(sql, "a", std::string("b"), std::nullopt, ...).
     template <typename... Args>
-        requires(sizeof...(Args) > 0)
-    Result exec(const char* sql, Args&&... args) const {
+    requires(sizeof...(Args) > 0) Result exec(const char* sql, Args&&... args)
+    const {
         std::vector<std::optional<std::string>> params{to_param(std::forward<Args>(args))...};
         return exec(sql, std::span<const std::optional<std::string>>(params));
     }
@@ -155,10 +152,8 @@ private:
         return std::string(*text);
     }
     template <typename T>
-        requires std::is_arithmetic_v<T>
-    static std::optional<std::string> to_param(T number) {
-        return std::to_string(number);
-    }
+    requires std::is_arithmetic_v<T>
+    static std::optional<std::string> to_param(T number) { return std::to_string(number); }
 
     const orch_host_api* host_;
     orch_tx* tx_;
@@ -339,8 +334,13 @@ const orch_plugin_desc* describe_plugin(const char* name, const char* version) n
     try {
         static const orch_projection_desc* projections[] = {describe_projection<Ts>()...};
         static const orch_plugin_desc plugin{
-            sizeof(orch_plugin_desc), ORCH_PLUGIN_ABI_MAJOR, ORCH_PLUGIN_ABI_MINOR, name, version,
-            sizeof...(Ts), projections,
+            sizeof(orch_plugin_desc),
+            ORCH_PLUGIN_ABI_MAJOR,
+            ORCH_PLUGIN_ABI_MINOR,
+            name,
+            version,
+            sizeof...(Ts),
+            projections,
         };
         return &plugin;
     } catch (...) {
@@ -353,7 +353,7 @@ const orch_plugin_desc* describe_plugin(const char* name, const char* version) n
 }  // namespace orchestratord
 
 // Exports the plugin entry function for the listed projection classes.
-#define ORCHESTRATORD_PLUGIN(plugin_name, plugin_version, ...)                                   \
-    extern "C" ORCH_PLUGIN_EXPORT const orch_plugin_desc* orchestratord_plugin_entry(void) {     \
+#define ORCHESTRATORD_PLUGIN(plugin_name, plugin_version, ...)                                     \
+    extern "C" ORCH_PLUGIN_EXPORT const orch_plugin_desc* orchestratord_plugin_entry(void) {       \
         return ::orchestratord::detail::describe_plugin<__VA_ARGS__>(plugin_name, plugin_version); \
     }
