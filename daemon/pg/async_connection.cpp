@@ -8,19 +8,15 @@
 #include <vector>
 
 #include "pg/conninfo.hpp"
+#include "pg/detail/libpq_text.hpp"
 
 namespace orchestratord::pg {
 namespace asio = boost::asio;
 
 namespace {
 
-std::string trimmed(const char* text) {
-    std::string message = text != nullptr ? text : "";
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-    return message;
-}
-
-void ignore_notice(void*, const PGresult*) {}
+using detail::ignore_notice;
+using detail::trimmed;
 
 }  // namespace
 

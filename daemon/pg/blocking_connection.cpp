@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "pg/conninfo.hpp"
+#include "pg/detail/libpq_text.hpp"
 
 namespace orchestratord::pg {
 
@@ -18,15 +19,8 @@ struct BlockingConnection::Handle {
 
 namespace {
 
-std::string trimmed(const char* text) {
-    std::string message = text != nullptr ? text : "";
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-    return message;
-}
-
-// Keeps server notices (for example "relation already exists, skipping") out
-// of stderr; they are not errors.
-void ignore_notice(void*, const PGresult*) {}
+using detail::ignore_notice;
+using detail::trimmed;
 
 struct ResultDeleter {
     void operator()(PGresult* result) const { PQclear(result); }
