@@ -105,7 +105,8 @@ kill "$generator_pid" 2>/dev/null || true
 wait "$generator_pid" 2>/dev/null || true
 generator_pid=""
 if [ "$status" -eq 0 ]; then
-  echo "demo: orchestratord stopped cleanly"
+  echo "demo: orchestratord stopped cleanly; orchestratord status says:"
+  "$bin" status --config "$demo/orchestratord.yaml" || true
   if command -v psql >/dev/null; then
     echo "demo: the user_directory read model now holds $(psql "$DATABASE_URL" -Atqc 'SELECT count(*) FROM demo_users') users"
   fi

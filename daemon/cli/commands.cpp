@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/status_report.hpp"
 #include "config/loader.hpp"
 #include "pg/blocking_connection.hpp"
 #include "plugins/plugin_catalog.hpp"
@@ -149,6 +150,11 @@ int main(int argc, char** argv) {
     list->add_option("--directory", directory, "plugins directory (default: plugins.directory from the configuration)");
     list->add_flag("--json", json, "print JSON");
 
+    auto* status = app.add_subcommand(
+        "status", "show every replica set's workers and each projection's checkpoint, lag and state");
+    bool status_json = false;
+    status->add_flag("--json", status_json, "print JSON");
+
     auto* migrate = app.add_subcommand("migrate", "create the event store (when absent) and orchestratord's tables");
     bool print_only = false;
     bool with_trigger = false;
@@ -166,6 +172,14 @@ int main(int argc, char** argv) {
     if (check->parsed()) return check_config(options, keys_only);
     if (list->parsed()) return list_plugins(options, directory, json);
     if (migrate->parsed()) return run_migrate(options, print_only, with_trigger);
+    if (status->parsed()) {
+        try {
+            return print_status(config::load_config(options), status_json);
+        } catch (const config::ConfigError& e) {
+            std::cerr << e.what() << "\n";
+            return 1;
+        }
+    }
     return runtime::run_daemon(options);
 }
 

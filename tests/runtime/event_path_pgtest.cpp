@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "support/event_store_fixture.hpp"
 
 using namespace orchestratord::test;
@@ -234,6 +236,22 @@ TEST_CASE("a poison event is dead-lettered and the projection goes on", "[event-
     CHECK(letter.at(0, 1) == "2");
     CHECK_THAT(*letter.at(0, 2), Catch::Contains("poison event at position 7"));
     CHECK_THAT(daemon->output(), Catch::Contains("dead-lettered an event"));
+
+    // The operator sees it in `orchestratord status`.
+    const auto status =
+        run_command({ORCHESTRATORD_BIN, "status", "--json", "--config", store.config_file(projection, 10)});
+    INFO(status.output);
+    REQUIRE(status.status.code == 0);
+    const auto report = nlohmann::json::parse(status.output);
+    CHECK(report["head"] == 20);
+    const auto& recorder = report["replica_sets"][0]["projections"][0];
+    CHECK(recorder["name"] == "recorder");
+    CHECK(recorder["lowest_checkpoint"] == 20);
+    CHECK(recorder["lag_events"] == 0);
+    CHECK(recorder["dead_letters"] == 1);
+    CHECK(recorder["state"] == "running");
+    const auto text = run_command({ORCHESTRATORD_BIN, "status", "--config", store.config_file(projection, 10)});
+    CHECK_THAT(text.output, Catch::Contains("replica set test: 64 slices"));
 }
 
 TEST_CASE("a poison event pauses its projection while the others continue", "[event-path][poison]") {
@@ -259,6 +277,8 @@ TEST_CASE("a poison event pauses its projection while the others continue", "[ev
     REQUIRE(state.rows == 1);
     CHECK(state.at(0, 0) == "paused");
     CHECK_THAT(*state.at(0, 1), Catch::Contains("poison event at position 15"));
+    const auto status = run_command({ORCHESTRATORD_BIN, "status", "--config", store.config_file(projections, 10)});
+    CHECK_THAT(status.output, Catch::Contains("paused: batch at positions 11..20 failed 2 times"));
 
     // A restart keeps it paused instead of failing again.
     auto again = store.start_daemon(store.config_file(projections, 10), "again.log");
