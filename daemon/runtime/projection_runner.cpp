@@ -79,7 +79,8 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
                           context(), writer.pid, writer.open_seconds, std::chrono::duration<double>(waited).count());
                   }
               }),
-      idle_timer_(io) {}
+      idle_timer_(io),
+      backoff_timer_(io) {}
 
 ProjectionRunner::~ProjectionRunner() = default;
 
@@ -99,6 +100,7 @@ std::string ProjectionRunner::context() const {
 void ProjectionRunner::stop() {
     stopping_ = true;
     idle_timer_.cancel();
+    backoff_timer_.cancel();
 }
 
 void ProjectionRunner::wake() {
@@ -115,6 +117,29 @@ asio::awaitable<void> ProjectionRunner::sleep(std::chrono::milliseconds duration
     boost::system::error_code ec;
     co_await idle_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
+
+// Unlike sleep(), new events do not end this wait: a retry or reconnect
+// back-off must last its full time even while events keep arriving.
+asio::awaitable<void> ProjectionRunner::back_off(std::chrono::milliseconds duration) {
+    if (stopping_) co_return;
+    backoff_timer_.expires_after(duration);
+    boost::system::error_code ec;
+    co_await backoff_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+// Moves every owned slice to at least `position`; true when one moved.
+bool ProjectionRunner::advance_positions(std::vector<int64_t>& positions, int64_t position) const {
+    bool moved = false;
+    for (int32_t s : owned_slices_) {
+        auto& p = positions[static_cast<size_t>(s)];
+        if (position > p) {
+            p = position;
+            moved = true;
+        }
+    }
+    return moved;
+}
+
 
 // (Re)connects and loads where this projection stands. Called after every
 // connection loss: an uncommitted batch rolled back with it, so the database's
@@ -202,17 +227,8 @@ asio::awaitable<void> ProjectionRunner::run() {
             if (batch.events.empty()) {
                 // A prefix up to the first missing position may be final
                 // without events of ours in it; nothing to hand over then.
-                bool moved = false;
-                for (int32_t s : owned_slices_) {
-                    auto& p = positions_[static_cast<size_t>(s)];
-                    if (batch.final_position > p) {
-                        p = batch.final_position;
-                        moved = true;
-                    }
-                }
-                if (moved) continue;
-                if (std::chrono::steady_clock::now() - last_sweep_ > kSweepInterval) co_await sweep_checkpoints();
-                if (std::chrono::steady_clock::now() - last_progress_ > kProgressInterval) co_await report_progress();
+                if (advance_positions(positions_, batch.final_position)) continue;
+                co_await housekeeping();
                 co_await sleep(settings_.notify_available ? std::chrono::milliseconds(kIdleWithNotify) : idle);
                 idle = std::min(idle * 2, poll_max);
                 continue;
@@ -226,8 +242,7 @@ asio::awaitable<void> ProjectionRunner::run() {
             } else {
                 co_await handle(batch);
             }
-            if (std::chrono::steady_clock::now() - last_sweep_ > kSweepInterval) co_await sweep_checkpoints();
-            if (std::chrono::steady_clock::now() - last_progress_ > kProgressInterval) co_await report_progress();
+            co_await housekeeping();
         } catch (const std::exception& e) {
             // co_await is not allowed in a handler: note the failure, recover below.
             failure = e.what();
@@ -240,7 +255,7 @@ asio::awaitable<void> ProjectionRunner::run() {
             connection_->close();
             prefetch_connection_->close();
             prepared_ = false;
-            co_await sleep(reconnect_backoff);
+            co_await back_off(reconnect_backoff);
             reconnect_backoff = std::min(reconnect_backoff * 2, std::chrono::milliseconds(5000));
         }
     }
@@ -292,10 +307,7 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
 // never cancelled: plugin code on a handler thread may be using the batch.
 asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBatch& batch) {
     std::vector<int64_t> expected = positions_;
-    for (int32_t s : owned_slices_) {
-        auto& p = expected[static_cast<size_t>(s)];
-        p = std::max(p, batch.final_position);
-    }
+    advance_positions(expected, batch.final_position);
     struct Prefetch {
         std::shared_ptr<const store::EventBatch> batch;
         bool done = false;
@@ -323,74 +335,77 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
         },
         asio::detached);
 
-    co_await handle(batch);
-
+    // Even when handling fails, wait for the prefetch: it uses the second
+    // connection, which the caller is about to close and reconnect.
+    std::exception_ptr failure;
+    try {
+        co_await handle(batch);
+    } catch (...) {
+        failure = std::current_exception();
+    }
     if (!prefetch->done) {
         boost::system::error_code ec;
         co_await prefetch->finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
+    if (failure) std::rethrow_exception(failure);
     if (prefetch->batch && !paused_ && positions_ == expected) prefetched_ = std::move(prefetch->batch);
+}
+
+// Delivers events [begin, end) up to on_error.max_attempts times, backing off
+// between attempts. Returns the last result (not ok after the last failure,
+// or when a stop request ended the retries).
+asio::awaitable<plugins::CallResult> ProjectionRunner::deliver_with_retries(const store::EventBatch& batch,
+                                                                            size_t begin, size_t end,
+                                                                            int64_t checkpoint) {
+    const auto& on_error = settings_.projection.on_error;
+    auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
+    const auto max_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.max_backoff);
+    plugins::CallResult result;
+    for (int64_t attempt = 1; attempt <= on_error.max_attempts; ++attempt) {
+        result = co_await deliver(batch, begin, end, checkpoint);
+        if (result.ok) co_return result;
+        spdlog::error(
+            "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
+            context(), attempt, on_error.max_attempts, batch.events[begin].global_position,
+            batch.events[end - 1].global_position, result.error);
+        if (attempt < on_error.max_attempts) {
+            co_await back_off(backoff);
+            backoff = std::min(backoff * 2, max_backoff);
+            if (stopping_) break;  // nothing of this attempt was committed
+        }
+    }
+    co_return result;
 }
 
 asio::awaitable<void> ProjectionRunner::handle(const store::EventBatch& batch) {
     const auto& on_error = settings_.projection.on_error;
-    auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
-    const auto max_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.max_backoff);
-    std::string error;
-    for (int64_t attempt = 1; attempt <= on_error.max_attempts; ++attempt) {
-        const auto result = co_await deliver(batch, 0, batch.events.size(), batch.final_position);
-        if (result.ok) {
-            for (int32_t s : owned_slices_) {
-                auto& p = positions_[static_cast<size_t>(s)];
-                p = std::max(p, batch.final_position);
-            }
-            handled_ += static_cast<int64_t>(batch.events.size());
-            co_return;
-        }
-        error = result.error;
-        spdlog::error(
-            "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
-            context(), attempt, on_error.max_attempts, batch.events.front().global_position,
-            batch.events.back().global_position, error);
-        if (attempt < on_error.max_attempts) {
-            co_await sleep(backoff);
-            backoff = std::min(backoff * 2, max_backoff);
-            if (stopping_) co_return;  // nothing was committed; the next run starts from the checkpoint
-        }
+    const auto result = co_await deliver_with_retries(batch, 0, batch.events.size(), batch.final_position);
+    if (result.ok) {
+        advance_positions(positions_, batch.final_position);
+        handled_ += static_cast<int64_t>(batch.events.size());
+        co_return;
     }
+    if (stopping_) co_return;  // the next run starts from the checkpoint
 
     if (on_error.kind() == config::OnErrorPolicy::pause) {
         co_await pause("batch at positions " + std::to_string(batch.events.front().global_position) + ".." +
                        std::to_string(batch.events.back().global_position) + " failed " +
-                       std::to_string(on_error.max_attempts) + " times: " + error);
+                       std::to_string(on_error.max_attempts) + " times: " + result.error);
         co_return;
     }
 
-    // dead-letter: find the failing events one by one; the others are handled normally.
+    // dead-letter: find the failing events one by one; the others are handled
+    // normally. Each delivered event commits its own slice's checkpoint.
     for (size_t i = 0; i < batch.events.size(); ++i) {
-        const int64_t position = batch.events[i].global_position;
-        auto single_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
-        std::string single_error;
-        bool delivered = false;
-        for (int64_t attempt = 1; attempt <= on_error.max_attempts && !delivered; ++attempt) {
-            const auto result = co_await deliver(batch, i, i + 1, position);
-            delivered = result.ok;
-            single_error = result.error;
-            if (!delivered && attempt < on_error.max_attempts) {
-                co_await sleep(single_backoff);
-                single_backoff = std::min(single_backoff * 2, max_backoff);
-            }
-        }
-        if (!delivered) co_await dead_letter(batch, i, single_error, on_error.max_attempts);
+        const auto single = co_await deliver_with_retries(batch, i, i + 1, batch.events[i].global_position);
+        if (!single.ok && stopping_) co_return;
+        if (!single.ok) co_await dead_letter(batch, i, single.error, on_error.max_attempts);
         ++handled_;
     }
     store::CheckpointStore checkpoints(settings_.event_store);
     co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name,
                                  slices_of(batch, 0, batch.events.size()), batch.final_position);
-    for (int32_t s : owned_slices_) {
-        auto& p = positions_[static_cast<size_t>(s)];
-        p = std::max(p, batch.final_position);
-    }
+    advance_positions(positions_, batch.final_position);
 }
 
 asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& batch, size_t index,
@@ -427,6 +442,12 @@ asio::awaitable<void> ProjectionRunner::pause(const std::string& reason) {
     paused_ = true;
     spdlog::error("projection paused after repeated failures; other projections continue {} reason=\"{}\"", context(),
                   reason);
+}
+
+// Periodic work between batches: the checkpoint sweep and the progress line.
+asio::awaitable<void> ProjectionRunner::housekeeping() {
+    if (std::chrono::steady_clock::now() - last_sweep_ > kSweepInterval) co_await sweep_checkpoints();
+    if (std::chrono::steady_clock::now() - last_progress_ > kProgressInterval) co_await report_progress();
 }
 
 // Moves the checkpoints of slices that had no events recently, so a restart

@@ -64,6 +64,11 @@ private:
     boost::asio::awaitable<void> pause(const std::string& reason);
     boost::asio::awaitable<void> sweep_checkpoints();
     boost::asio::awaitable<void> sleep(std::chrono::milliseconds duration);
+    boost::asio::awaitable<void> back_off(std::chrono::milliseconds duration);
+    boost::asio::awaitable<plugins::CallResult> deliver_with_retries(const store::EventBatch& batch, size_t begin,
+                                                                     size_t end, int64_t checkpoint);
+    boost::asio::awaitable<void> housekeeping();
+    bool advance_positions(std::vector<int64_t>& positions, int64_t position) const;
     boost::asio::awaitable<void> report_progress();
     std::string context() const;
     std::chrono::steady_clock::time_point read_not_before(const std::vector<int64_t>& positions) const;
@@ -75,7 +80,8 @@ private:
     std::unique_ptr<pg::AsyncConnection> connection_;           // reads, batch transactions, checkpoints
     std::unique_ptr<pg::AsyncConnection> prefetch_connection_;  // reads the next batch meanwhile
     store::GapSafeReader reader_;
-    boost::asio::steady_timer idle_timer_;
+    boost::asio::steady_timer idle_timer_;     // idle waits: ended by wake-ups and stop
+    boost::asio::steady_timer backoff_timer_;  // retry/reconnect back-off: ended only by stop
 
     int32_t slice_count_ = 0;
     std::vector<int32_t> owned_slices_;

@@ -309,3 +309,25 @@ TEST_CASE("connections are replaced after conn_max_lifetime without losing or re
     CHECK(store.recorded() == appended);
     CHECK(store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") == appended);
 }
+
+TEST_CASE("retry back-off lasts its full time while new events keep waking the runner", "[event-path][poison]") {
+    EventStoreFixture store("backoff");
+    store.append(5, 5);
+    const std::string projection = "      - name: recorder\n        config: {table: " + store.schema() +
+                                   ".recorded, fail_position: 3}\n        on_error: {policy: pause, max_attempts: 3, "
+                                   "initial_backoff: 400ms, max_backoff: 400ms}\n";
+    auto daemon = store.start_daemon(store.config_file(projection, 10));
+    REQUIRE(daemon->wait_for_output("attempt=1/3", 15s));
+    const auto first = std::chrono::steady_clock::now();
+    // Appends send NOTIFY, which wakes idle runners; it must not cut the back-off short.
+    while (daemon->output().find("attempt=3/3") == std::string::npos &&
+           std::chrono::steady_clock::now() - first < 10s) {
+        store.append(1, 1, "Other", "Thing", "noise");
+        std::this_thread::sleep_for(20ms);  // the append rate, not a synchronisation
+    }
+    const auto third = std::chrono::steady_clock::now();
+    INFO(daemon->output());
+    REQUIRE_THAT(daemon->output(), Catch::Contains("attempt=3/3"));
+    CHECK(third - first >= 750ms);  // two back-offs of 400 ms
+    stop_gracefully(*daemon);
+}
