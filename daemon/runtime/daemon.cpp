@@ -272,34 +272,38 @@ private:
         log_plugin_scan(fresh);
         std::map<std::string, std::string> old_versions;  // plugin name -> version@file
         for (const auto& plugin : scan_.plugins) old_versions[plugin.name] = plugin.version + "@" + plugin.file;
+        bool changed = false;
         for (const auto& plugin : fresh.plugins) {
             auto found = old_versions.find(plugin.name);
             if (found == old_versions.end()) {
                 spdlog::info("new plugin plugin={} version={} file={}", plugin.name, plugin.version, plugin.file);
+                changed = true;
             } else if (found->second != plugin.version + "@" + plugin.file) {
                 spdlog::info("plugin changed plugin={} was={} now={}@{}", plugin.name, found->second, plugin.version,
                              plugin.file);
+                changed = true;
             }
             old_versions.erase(plugin.name);
         }
-        for (const auto& [name, where] : old_versions) spdlog::warn("plugin gone plugin={} was={}", name, where);
-
-        ProjectionSet rebuilt = build_projection_set(config_, fresh);
-        if (!rebuilt.problems.empty()) {
-            for (const auto& problem : rebuilt.problems) spdlog::error("reload: {}", problem);
-            spdlog::error("keeping the running projections");
-            return;
+        for (const auto& [name, where] : old_versions) {
+            spdlog::warn("plugin gone plugin={} was={}", name, where);
+            changed = true;
         }
-        if (!runners_.empty()) {
-            // Running projections keep their instances: swapping a plugin at a
-            // batch boundary is not implemented yet.
-            spdlog::warn("plugin changes take effect after a restart");
-            return;
+        // Say which configured projections the new scan no longer provides,
+        // without creating instances that would only be thrown away.
+        for (const auto& replica_set : config_.replica_sets) {
+            for (const auto& projection : replica_set.projections) {
+                if (fresh.find(projection.name, projection.plugin) == nullptr) {
+                    spdlog::error(
+                        "reload: replica set \"{}\": projection \"{}\" is no longer declared by any plugin in {}; "
+                        "the running instance continues until a restart",
+                        replica_set.name, projection.name, fresh.directory);
+                }
+            }
         }
-        // Swap in the new instances; the old ones (and their libraries, once
-        // nothing else uses them) are released here.
-        projections_ = std::move(rebuilt);
-        scan_ = std::move(fresh);
+        // Running projections keep their instances (and libraries): swapping a
+        // plugin at a batch boundary is not implemented yet.
+        if (changed) spdlog::warn("plugin changes take effect after a restart");
     }
 
     config::LoadOptions options_;

@@ -141,7 +141,18 @@ TEST_CASE("SIGHUP rescans the plugins directory and reports new and refused plug
     CHECK_THAT(log, Catch::Contains("new plugin plugin=user_directory version=1.0.0"));
     CHECK_THAT(log, Catch::Contains("refused plugin file=" + plugins.file("wrong_abi_major.so")));
     CHECK_THAT(log, Catch::Contains("built for plugin ABI 99.0"));
+    CHECK_THAT(log, Catch::Contains("plugin changes take effect after a restart"));
     CHECK_FALSE(daemon.process->wait(0ms));  // still running
+
+    // The running projection's plugin disappears: reported, and the instance keeps running.
+    std::filesystem::remove(plugins.file("event_counter.so"));
+    daemon.process->signal(SIGHUP);
+    REQUIRE(daemon.notify.wait_for("RELOADING=1", 5s));
+    REQUIRE(daemon.notify.wait_for("READY=1", 5s));
+    CHECK_THAT(daemon.process->output(), Catch::Contains("plugin gone plugin=event_counter"));
+    CHECK_THAT(daemon.process->output(),
+               Catch::Contains("projection \"event_counter\" is no longer declared by any plugin"));
+    CHECK_FALSE(daemon.process->wait(0ms));
 }
 
 TEST_CASE("logging.format json writes one JSON object per line", "[daemon][logging]") {
