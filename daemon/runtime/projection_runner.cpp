@@ -140,7 +140,6 @@ bool ProjectionRunner::advance_positions(std::vector<int64_t>& positions, int64_
     return moved;
 }
 
-
 // (Re)connects and loads where this projection stands. Called after every
 // connection loss: an uncommitted batch rolled back with it, so the database's
 // checkpoints are the truth.
