@@ -15,6 +15,7 @@
 #include <map>
 #include <thread>
 
+#include "cluster/cluster_member.hpp"
 #include "log/logging.hpp"
 #include "pg/blocking_connection.hpp"
 #include "pg/conninfo.hpp"
@@ -82,6 +83,7 @@ public:
         }
 
         asio::co_spawn(io_, handle_signals(), asio::detached);
+        start_members();
         start_runners();
         if (auto period = notifier_.watchdog_period()) asio::co_spawn(io_, ping_watchdog(*period), asio::detached);
 
@@ -95,11 +97,39 @@ public:
     }
 
 private:
+    // One cluster member per replica set: each is an independent cluster.
+    void start_members() {
+        for (const auto& replica_set : config_.replica_sets) {
+            cluster::MemberSettings settings{config_.database.url, config_.event_store, replica_set,
+                                             ORCHESTRATORD_VERSION};
+            auto& member = members_.emplace_back(std::make_unique<cluster::ClusterMember>(io_, settings));
+            ++active_members_;
+            asio::co_spawn(io_, member->run(), [this](std::exception_ptr error) {
+                if (error) {
+                    try {
+                        std::rethrow_exception(error);
+                    } catch (const std::exception& e) {
+                        spdlog::critical("a cluster member ended unexpectedly: {}", e.what());
+                    }
+                }
+                if (--active_members_ == 0 && stopping_) finish();
+            });
+        }
+    }
+
+    cluster::ClusterMember& member_of(const std::string& replica_set) {
+        for (auto& member : members_) {
+            if (member->replica_set() == replica_set) return *member;
+        }
+        throw std::logic_error("no cluster member for replica set " + replica_set);
+    }
+
     // One runner per configured projection, all on this loop; handlers run on
     // the handler threads.
     void start_runners() {
-        // Two connections per projection (batches, prefetch) and one listener.
-        const size_t needed = 2 * projections_.instances.size() + 1;
+        // Two connections per projection (batches, prefetch), one per replica
+        // set (cluster membership) and one listener.
+        const size_t needed = 2 * projections_.instances.size() + members_.size() + 1;
         if (needed > static_cast<size_t>(config_.database.max_open_conns)) {
             spdlog::warn(
                 "this process opens {} connections, more than database.max_open_conns={}; raise it or "
@@ -107,10 +137,14 @@ private:
                 needed, config_.database.max_open_conns);
         }
         if (listener_ == nullptr) {
-            listener_ = std::make_unique<WakeupListener>(io_, config_.database.url,
-                                                         store::events_channel(config_.event_store), [this] {
-                                                             for (auto& runner : runners_) runner->wake();
-                                                         });
+            WakeupListener::Channels channels;
+            channels[store::events_channel(config_.event_store)] = [this] {
+                for (auto& runner : runners_) runner->wake();
+            };
+            channels[cluster::cluster_channel(config_.event_store)] = [this] {
+                for (auto& member : members_) member->coordination_changed();
+            };
+            listener_ = std::make_unique<WakeupListener>(io_, config_.database.url, std::move(channels));
             asio::co_spawn(io_, listener_->run(), asio::detached);
         }
         for (auto& instance : projections_.instances) {
@@ -133,6 +167,7 @@ private:
                     settings.scope = {declared.aggregate_types, declared.bounded_contexts, declared.event_types};
                 }
             }
+            settings.ownership = &member_of(instance->replica_set()).ownership();
             auto& runner =
                 runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, handlers_, settings, *instance));
             ++active_runners_;
@@ -144,26 +179,47 @@ private:
                         spdlog::critical("a projection runner ended unexpectedly: {}", e.what());
                     }
                 }
-                if (--active_runners_ == 0 && stopping_) finish();
+                if (--active_runners_ == 0 && stopping_) stop_members();
+            });
+        }
+        // A changed slice assignment wakes the replica set's runners, so they
+        // switch at their next batch boundary even when idle.
+        for (auto& member : members_) {
+            const std::string name = member->replica_set();
+            member->ownership().on_view_change([this, name] {
+                for (auto& runner : runners_) {
+                    if (runner->replica_set() == name) runner->wake();
+                }
             });
         }
     }
 
+    // After the runners' last commits: release the slices, leave the cluster.
+    void stop_members() {
+        if (active_members_ == 0) {
+            finish();
+            return;
+        }
+        for (auto& member : members_) member->stop();
+    }
+
     // SIGTERM: every runner finishes (or rolls back) its in-flight batch and
-    // writes its checkpoints; bounded by the longest coordination_timeout.
+    // writes its checkpoints, then every member releases its slices and
+    // unregisters; bounded by the longest coordination_timeout.
     void stop_runners() {
         if (listener_) listener_->stop();
         for (auto& runner : runners_) runner->stop();
         if (active_runners_ == 0) {
-            finish();
-            return;
+            stop_members();
         }
         config::Duration bound{};
         for (const auto& replica_set : config_.replica_sets) bound = std::max(bound, replica_set.coordination_timeout);
         drain_timer_.expires_after(bound);
         drain_timer_.async_wait([this](boost::system::error_code ec) {
             if (ec) return;
-            spdlog::error("coordination timeout: projections did not finish their batches in time; exiting anyway");
+            spdlog::error(
+                "coordination timeout: projections did not finish their batches in time; exiting anyway (the others "
+                "take the slices over after stale_worker_timeout)");
             finish();
         });
     }
@@ -318,6 +374,8 @@ private:
     asio::thread_pool handlers_{std::max(2u, std::thread::hardware_concurrency())};
     std::unique_ptr<WakeupListener> listener_;
     store::ReadCoalescer coalescer_{io_};  // projections at the same place share one read
+    std::vector<std::unique_ptr<cluster::ClusterMember>> members_;
+    size_t active_members_ = 0;
     std::vector<std::unique_ptr<ProjectionRunner>> runners_;
     size_t active_runners_ = 0;
     asio::steady_timer drain_timer_{io_};

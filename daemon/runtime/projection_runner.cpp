@@ -8,8 +8,10 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <future>
+#include <iterator>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "pg/async_connection.hpp"
 #include "store/checkpoint_store.hpp"
@@ -54,6 +56,13 @@ private:
     pg::AsyncConnection& connection_;
 };
 
+// Thrown when the fencing check finds slices taken away: the batch was rolled
+// back (transactional) or its checkpoints for those slices not written; the
+// run loop re-reads the ownership view and the checkpoints.
+struct SlicesLost : std::runtime_error {
+    SlicesLost() : std::runtime_error("slices were taken away") {}
+};
+
 std::vector<int32_t> slices_of(const store::EventBatch& batch, size_t begin, size_t end) {
     std::set<int32_t> unique(batch.slices.begin() + static_cast<std::ptrdiff_t>(begin),
                              batch.slices.begin() + static_cast<std::ptrdiff_t>(end));
@@ -80,7 +89,9 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
                   }
               }),
       idle_timer_(io),
-      backoff_timer_(io) {}
+      backoff_timer_(io) {
+    ownership_slot_ = settings_.ownership->attach();
+}
 
 ProjectionRunner::~ProjectionRunner() = default;
 
@@ -112,6 +123,7 @@ void ProjectionRunner::wake() {
 }
 
 asio::awaitable<void> ProjectionRunner::sleep(std::chrono::milliseconds duration) {
+    settings_.ownership->leave(ownership_slot_);  // nothing in flight: our slices may be released meanwhile
     if (stopping_ || wake_pending_) co_return;
     idle_timer_.expires_after(duration);
     boost::system::error_code ec;
@@ -121,6 +133,7 @@ asio::awaitable<void> ProjectionRunner::sleep(std::chrono::milliseconds duration
 // Unlike sleep(), new events do not end this wait: a retry or reconnect
 // back-off must last its full time even while events keep arriving.
 asio::awaitable<void> ProjectionRunner::back_off(std::chrono::milliseconds duration) {
+    settings_.ownership->leave(ownership_slot_);  // nothing in flight: our slices may be released meanwhile
     if (stopping_) co_return;
     backoff_timer_.expires_after(duration);
     boost::system::error_code ec;
@@ -165,9 +178,10 @@ asio::awaitable<void> ProjectionRunner::prepare() {
         co_await checkpoints.load(*connection_, settings_.replica_set.name, settings_.projection.name, slice_count_);
     written_ = positions_;
     prefetched_.reset();
-    // Until the cluster assigns slices, a worker owns every slice.
-    owned_slices_.resize(static_cast<size_t>(slice_count_));
-    for (int32_t s = 0; s < slice_count_; ++s) owned_slices_[static_cast<size_t>(s)] = s;
+    // The cluster member says which slices are ours; start from its view.
+    owned_slices_.clear();
+    view_version_ = -1;
+    reload_checkpoints_ = false;
 
     const std::string state_table = store::qualified(settings_.event_store, "orchestratord_projection_state");
     const auto key = pg::make_params(settings_.replica_set.name, settings_.projection.name);
@@ -180,10 +194,84 @@ asio::awaitable<void> ProjectionRunner::prepare() {
                      state.at(0, 1).value_or(""));
     }
     const int64_t lowest = *std::min_element(positions_.begin(), positions_.end());
-    spdlog::info("projection starting {} mode={} slices={} checkpoint={}", context(),
+    spdlog::info("projection starting {} mode={} slices={} lowest_checkpoint={}", context(),
                  plugins::mode_name(instance_.mode()), slice_count_, lowest);
     prepared_ = true;
     last_sweep_ = last_progress_ = std::chrono::steady_clock::now();
+}
+
+// At a batch boundary: switch to the cluster member's current view of our
+// slices. Slices going away get their last checkpoints written first (we
+// still own them: the member waits for our acknowledgement before releasing);
+// slices coming in start from their checkpoints, which another worker may
+// have moved.
+asio::awaitable<void> ProjectionRunner::follow_ownership() {
+    const cluster::OwnershipView view = settings_.ownership->enter(ownership_slot_);
+    if (view.version == view_version_ && !reload_checkpoints_) co_return;
+    std::vector<int32_t> leaving;
+    std::set_difference(owned_slices_.begin(), owned_slices_.end(), view.slices.begin(), view.slices.end(),
+                        std::back_inserter(leaving));
+    std::map<int64_t, std::vector<int32_t>> behind;
+    for (int32_t s : leaving) {
+        const auto index = static_cast<size_t>(s);
+        if (positions_[index] > written_[index] && fence_.epochs.count(s) > 0) behind[positions_[index]].push_back(s);
+    }
+    for (const auto& [position, slices] : behind) co_await write_checkpoints(slices, position);
+
+    std::vector<int32_t> arriving;
+    if (reload_checkpoints_) {
+        arriving = view.slices;
+    } else {
+        std::set_difference(view.slices.begin(), view.slices.end(), owned_slices_.begin(), owned_slices_.end(),
+                            std::back_inserter(arriving));
+    }
+    if (!arriving.empty()) {
+        store::CheckpointStore checkpoints(settings_.event_store);
+        const auto stored = co_await checkpoints.load(*connection_, settings_.replica_set.name,
+                                                      settings_.projection.name, slice_count_);
+        for (int32_t s : arriving) {
+            const auto index = static_cast<size_t>(s);
+            positions_[index] = written_[index] = stored[index];
+        }
+    }
+    if (!leaving.empty() || !arriving.empty()) {
+        spdlog::debug("projection follows the slice assignment {} slices={} arriving={} leaving={}", context(),
+                      view.slices.size(), arriving.size(), leaving.size());
+    }
+    owned_slices_ = view.slices;
+    fence_.owner = view.owner;
+    fence_.epochs = view.epochs;
+    prefetched_.reset();
+    last_read_positions_.clear();
+    reload_checkpoints_ = false;
+    view_version_ = view.version;
+    settings_.ownership->acknowledge(ownership_slot_, view.version);
+}
+
+// Writes checkpoints through the fencing check. Slices found taken away are
+// reported to the ownership view and returned.
+asio::awaitable<std::vector<int32_t>> ProjectionRunner::write_checkpoints(const std::vector<int32_t>& slices,
+                                                                          int64_t position) {
+    std::vector<int32_t> lost;
+    if (!settings_.ownership->may_commit()) {
+        lost = slices;  // self-fenced: no heartbeat for too long
+    } else {
+        store::CheckpointStore checkpoints(settings_.event_store);
+        const auto written = co_await checkpoints.advance(*connection_, settings_.replica_set.name,
+                                                          settings_.projection.name, slices, position, fence_);
+        for (int32_t s : written) {
+            auto& mark = written_[static_cast<size_t>(s)];
+            mark = std::max(mark, position);
+        }
+        std::set_difference(slices.begin(), slices.end(), written.begin(), written.end(), std::back_inserter(lost));
+    }
+    if (!lost.empty()) {
+        spdlog::warn(
+            "fencing check failed: slices were taken away from this worker, not committing for them {} slices={}",
+            context(), lost.size());
+        settings_.ownership->lost(lost);
+    }
+    co_return lost;
 }
 
 asio::awaitable<void> ProjectionRunner::run() {
@@ -206,8 +294,15 @@ asio::awaitable<void> ProjectionRunner::run() {
                 co_await prepare();
                 reconnect_backoff = 100ms;
             }
+            co_await follow_ownership();
             if (paused_) {
                 wake_pending_ = false;  // new events do not matter to a paused projection
+                co_await sleep(std::chrono::hours(24));
+                continue;
+            }
+            if (owned_slices_.empty()) {
+                // Nothing assigned to us (yet): the member wakes us when that changes.
+                wake_pending_ = false;
                 co_await sleep(std::chrono::hours(24));
                 continue;
             }
@@ -242,6 +337,11 @@ asio::awaitable<void> ProjectionRunner::run() {
                 co_await handle(batch);
             }
             co_await housekeeping();
+        } catch (const SlicesLost&) {
+            // Not a database failure: follow the new ownership and re-read.
+            reload_checkpoints_ = true;
+            prefetched_.reset();
+            continue;
         } catch (const std::exception& e) {
             // co_await is not allowed in a handler: note the failure, recover below.
             failure = e.what();
@@ -275,7 +375,6 @@ asio::awaitable<void> ProjectionRunner::run() {
 // `checkpoint`. Returns the plugin's error, if any; database errors throw.
 asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::EventBatch& batch, size_t begin, size_t end,
                                                                int64_t checkpoint) {
-    store::CheckpointStore checkpoints(settings_.event_store);
     const auto events = batch.pointers(begin, end);
     const auto slices = slices_of(batch, begin, end);
     const bool transactional = instance_.mode() == plugins::ProjectionMode::transactional;
@@ -292,10 +391,15 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     }
     // At-least-once: written right after the handler returns, so a crash
     // repeats at most this batch. (It overlaps with the prefetched read.)
-    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices,
-                                 checkpoint);
+    // Transactional: the fencing check inside the batch transaction makes
+    // the plugin's writes and the checkpoints commit only while we own the
+    // slices; otherwise everything rolls back.
+    const auto lost = co_await write_checkpoints(slices, checkpoint);
+    if (!lost.empty()) {
+        if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the fenced batch");
+        throw SlicesLost();
+    }
     if (transactional) co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
-    for (int32_t s : slices) written_[static_cast<size_t>(s)] = std::max(written_[static_cast<size_t>(s)], checkpoint);
     co_return result;
 }
 
@@ -401,9 +505,9 @@ asio::awaitable<void> ProjectionRunner::handle(const store::EventBatch& batch) {
         if (!single.ok) co_await dead_letter(batch, i, single.error, on_error.max_attempts);
         ++handled_;
     }
-    store::CheckpointStore checkpoints(settings_.event_store);
-    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name,
-                                 slices_of(batch, 0, batch.events.size()), batch.final_position);
+    if (!(co_await write_checkpoints(slices_of(batch, 0, batch.events.size()), batch.final_position)).empty()) {
+        throw SlicesLost();
+    }
     advance_positions(positions_, batch.final_position);
 }
 
@@ -422,9 +526,10 @@ asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& bat
             "$6, $7) ON CONFLICT (replica_set, projection, event_id) DO UPDATE SET error = EXCLUDED.error, "
             "attempts = EXCLUDED.attempts, created_at = now()",
         params, "record a dead letter");
-    store::CheckpointStore checkpoints(settings_.event_store);
-    co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name,
-                                 std::vector<int32_t>(1, slice), event.global_position);
+    if (!(co_await write_checkpoints(std::vector<int32_t>(1, slice), event.global_position)).empty()) {
+        co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the fenced dead letter");
+        throw SlicesLost();
+    }
     co_await connection_->exec("COMMIT", pg::Params{}, "commit the dead letter");
     spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error=\"{}\"", context(),
                   event.global_position, event.event_id, event.event_type, attempts, error);
@@ -459,12 +564,7 @@ asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
         const auto index = static_cast<size_t>(s);
         if (positions_[index] > written_[index]) behind[positions_[index]].push_back(s);
     }
-    store::CheckpointStore checkpoints(settings_.event_store);
-    for (const auto& [position, slices] : behind) {
-        co_await checkpoints.advance(*connection_, settings_.replica_set.name, settings_.projection.name, slices,
-                                     position);
-        for (int32_t s : slices) written_[static_cast<size_t>(s)] = position;
-    }
+    for (const auto& [position, slices] : behind) co_await write_checkpoints(slices, position);
 }
 
 asio::awaitable<void> ProjectionRunner::report_progress() {
@@ -476,11 +576,13 @@ asio::awaitable<void> ProjectionRunner::report_progress() {
                                        store::qualified(settings_.event_store, settings_.event_store.events_table),
                                    pg::Params{}, "read the head position");
     const int64_t head_position = std::stoll(*head.at(0, 0));
-    const int64_t lowest = *std::min_element(positions_.begin(), positions_.end());
+    int64_t lowest = head_position;
+    for (int32_t s : owned_slices_) lowest = std::min(lowest, positions_[static_cast<size_t>(s)]);
     const double rate = seconds > 0 ? static_cast<double>(handled_ - handled_at_last_progress_) / seconds : 0;
     handled_at_last_progress_ = handled_;
-    spdlog::info("projection progress {} checkpoint={} head={} lag={} handled={} rate={:.0f}/s", context(), lowest,
-                 head_position, std::max<int64_t>(0, head_position - lowest), handled_, rate);
+    spdlog::info("projection progress {} slices={} checkpoint={} head={} lag={} handled={} rate={:.0f}/s", context(),
+                 owned_slices_.size(), lowest, head_position, std::max<int64_t>(0, head_position - lowest), handled_,
+                 rate);
 }
 
 }  // namespace orchestratord::runtime

@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "cluster/slice_ownership.hpp"
 #include "config/config.hpp"
 #include "plugins/projection_instance.hpp"
+#include "store/checkpoint_store.hpp"
 #include "store/gap_safe_reader.hpp"
 #include "store/read_coalescer.hpp"
 
@@ -36,6 +38,7 @@ struct RunnerSettings {
     bool notify_available = false;              // the NOTIFY trigger exists: idle runners need not poll
     store::ReadCoalescer* coalescer = nullptr;  // shared by every runner of the process
     std::chrono::nanoseconds conn_max_lifetime = std::chrono::hours(1);
+    cluster::SliceOwnership* ownership = nullptr;  // the slices this worker owns in the replica set
 };
 
 class ProjectionRunner {
@@ -51,10 +54,14 @@ public:
     void wake();
 
     const std::string& name() const { return settings_.projection.name; }
+    const std::string& replica_set() const { return settings_.replica_set.name; }
 
 private:
     struct Delivery;
     boost::asio::awaitable<void> prepare();
+    boost::asio::awaitable<void> follow_ownership();
+    boost::asio::awaitable<std::vector<int32_t>> write_checkpoints(const std::vector<int32_t>& slices,
+                                                                   int64_t position);
     boost::asio::awaitable<void> handle_and_prefetch(const store::EventBatch& batch);
     boost::asio::awaitable<void> handle(const store::EventBatch& batch);
     boost::asio::awaitable<plugins::CallResult> deliver(const store::EventBatch& batch, size_t begin, size_t end,
@@ -84,6 +91,10 @@ private:
     boost::asio::steady_timer backoff_timer_;  // retry/reconnect back-off: ended only by stop
 
     int32_t slice_count_ = 0;
+    int ownership_slot_ = 0;
+    int64_t view_version_ = -1;       // the ownership view the slices below come from
+    bool reload_checkpoints_ = true;  // after a fencing failure: the database knows best
+    store::Fence fence_;              // this worker and the epochs of owned_slices_
     std::vector<int32_t> owned_slices_;
     std::vector<int64_t> positions_;                       // handled up to here, per slice
     std::vector<int64_t> written_;                         // last checkpoint written, per slice

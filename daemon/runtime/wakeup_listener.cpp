@@ -17,13 +17,15 @@ struct WakeupListener::Connection {
     explicit Connection(asio::io_context& io) : pg(io) {}
 };
 
-WakeupListener::WakeupListener(asio::io_context& io, std::string conninfo, std::string channel,
-                               std::function<void()> wake_all)
+WakeupListener::WakeupListener(asio::io_context& io, std::string conninfo, Channels channels)
     : io_(io),
       conninfo_(std::move(conninfo)),
-      channel_(std::move(channel)),
-      wake_all_(std::move(wake_all)),
+      channels_(std::move(channels)),
       connection_(std::make_shared<Connection>(io)) {}
+
+void WakeupListener::call_all() {
+    for (const auto& [channel, callback] : channels_) callback();
+}
 
 void WakeupListener::stop() {
     stopping_ = true;
@@ -37,14 +39,24 @@ asio::awaitable<void> WakeupListener::run() {
     while (!stopping_) {
         try {
             co_await keep->pg.connect(conninfo_, "orchestratord listener");
-            co_await keep->pg.exec("LISTEN " + store::quote_identifier(channel_), pg::Params{},
-                                   "listen for new events");
-            spdlog::debug("listening for new events channel={}", channel_);
+            for (const auto& [channel, callback] : channels_) {
+                co_await keep->pg.exec("LISTEN " + store::quote_identifier(channel), pg::Params{},
+                                       "listen for notifications");
+                spdlog::debug("listening for notifications channel={}", channel);
+            }
             backoff = std::chrono::milliseconds(100);
-            wake_all_();  // anything appended while we were not listening
+            call_all();  // anything that happened while we were not listening
             for (;;) {
-                co_await keep->pg.next_notification();
-                wake_all_();
+                const std::string channel = co_await keep->pg.next_notification();
+                // PostgreSQL truncates long channel names: match by prefix.
+                bool known = false;
+                for (const auto& [name, callback] : channels_) {
+                    if (name.compare(0, channel.size(), channel) == 0) {
+                        callback();
+                        known = true;
+                    }
+                }
+                if (!known) call_all();
             }
         } catch (const std::exception& e) {
             if (stopping_) break;

@@ -1,5 +1,8 @@
 #include "store/checkpoint_store.hpp"
 
+#include <algorithm>
+#include <map>
+
 #include "store/migrations.hpp"
 
 namespace orchestratord::store {
@@ -7,7 +10,8 @@ namespace asio = boost::asio;
 
 CheckpointStore::CheckpointStore(const config::EventStoreConfig& store)
     : replica_sets_(qualified(store, "orchestratord_replica_sets")),
-      checkpoints_(qualified(store, "orchestratord_checkpoints")) {}
+      checkpoints_(qualified(store, "orchestratord_checkpoints")),
+      slices_(qualified(store, "orchestratord_slices")) {}
 
 asio::awaitable<int32_t> CheckpointStore::register_replica_set(pg::AsyncConnection& connection,
                                                                const std::string& replica_set,
@@ -20,7 +24,14 @@ asio::awaitable<int32_t> CheckpointStore::register_replica_set(pg::AsyncConnecti
     const auto select = pg::make_params(replica_set);
     const auto rows = co_await connection.exec("SELECT slices FROM " + replica_sets_ + " WHERE name = $1", select,
                                                "read the replica set's slice count");
-    co_return std::stoi(*rows.at(0, 0));
+    const int32_t slices = std::stoi(*rows.at(0, 0));
+    // One row per slice: the ownership the cluster coordinates and fences on.
+    const auto create = pg::make_params(replica_set, std::to_string(slices));
+    co_await connection.exec("INSERT INTO " + slices_ +
+                                 " (replica_set, slice) SELECT $1, g FROM generate_series(0, $2::int4 - 1) AS g "
+                                 "ON CONFLICT (replica_set, slice) DO NOTHING",
+                             create, "create the replica set's slices");
+    co_return slices;
 }
 
 asio::awaitable<std::vector<int64_t>> CheckpointStore::load(pg::AsyncConnection& connection,
@@ -38,23 +49,49 @@ asio::awaitable<std::vector<int64_t>> CheckpointStore::load(pg::AsyncConnection&
     co_return positions;
 }
 
-asio::awaitable<void> CheckpointStore::advance(pg::AsyncConnection& connection, const std::string& replica_set,
-                                               const std::string& projection, const std::vector<int32_t>& slices,
-                                               int64_t position) {
-    if (slices.empty()) co_return;
+namespace {
+
+std::string array_of(const std::vector<int32_t>& slices, const std::map<int32_t, int64_t>* epochs) {
     std::string array = "{";
     for (size_t i = 0; i < slices.size(); ++i) {
         if (i > 0) array += ',';
-        array += std::to_string(slices[i]);
+        array += std::to_string(epochs ? epochs->at(slices[i]) : slices[i]);
     }
     array += "}";
-    const auto params = pg::make_params(replica_set, projection, array, std::to_string(position));
-    co_await connection.query("INSERT INTO " + checkpoints_ +
-                                  " AS c (replica_set, projection, slice, position, updated_at) "
-                                  "SELECT $1, $2, s, $4::int8, now() FROM unnest($3::int4[]) AS s "
-                                  "ON CONFLICT (replica_set, projection, slice) DO UPDATE "
-                                  "SET position = GREATEST(c.position, EXCLUDED.position), updated_at = now()",
-                              params, "write checkpoints");
+    return array;
+}
+
+}  // namespace
+
+// The fencing check and the write are one statement: the slice rows still
+// owned by this worker at the epoch it acquired them are locked FOR SHARE
+// (so no release or takeover can commit before this transaction ends) and
+// only their checkpoints are written. Slices missing from the answer were
+// taken away.
+asio::awaitable<std::vector<int32_t>> CheckpointStore::advance(pg::AsyncConnection& connection,
+                                                               const std::string& replica_set,
+                                                               const std::string& projection,
+                                                               const std::vector<int32_t>& slices, int64_t position,
+                                                               const Fence& fence) {
+    std::vector<int32_t> written;
+    if (slices.empty()) co_return written;
+    const auto params = pg::make_params(replica_set, projection, array_of(slices, nullptr), std::to_string(position),
+                                        array_of(slices, &fence.epochs), fence.owner);
+    const auto result = co_await connection.query_prepared(
+        "WITH fenced AS (SELECT s.slice FROM " + slices_ +
+            " s JOIN unnest($3::int4[], $5::int8[]) AS t(slice, epoch) ON s.slice = t.slice AND s.epoch = t.epoch "
+            "WHERE s.replica_set = $1 AND s.owner = $6::uuid FOR SHARE OF s) "
+            "INSERT INTO " +
+            checkpoints_ +
+            " AS c (replica_set, projection, slice, position, updated_at) "
+            "SELECT $1, $2, slice, $4::int8, now() FROM fenced "
+            "ON CONFLICT (replica_set, projection, slice) DO UPDATE "
+            "SET position = GREATEST(c.position, EXCLUDED.position), updated_at = now() RETURNING slice",
+        params, "write checkpoints (fenced)");
+    written.reserve(static_cast<size_t>(result.rows()));
+    for (int row = 0; row < result.rows(); ++row) written.push_back(std::stoi(std::string(result.text(row, 0))));
+    std::sort(written.begin(), written.end());
+    co_return written;
 }
 
 }  // namespace orchestratord::store

@@ -4,6 +4,7 @@
 // checkpoint backwards (GREATEST), so a late or repeated commit is harmless.
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,12 @@
 #include "pg/async_connection.hpp"
 
 namespace orchestratord::store {
+
+// Who commits, and the ownership epoch of each slice it holds.
+struct Fence {
+    std::string owner;
+    std::map<int32_t, int64_t> epochs;
+};
 
 class CheckpointStore {
 public:
@@ -23,14 +30,19 @@ public:
     // Every slice's checkpoint (0 when none was written yet).
     boost::asio::awaitable<std::vector<int64_t>> load(pg::AsyncConnection& connection, const std::string& replica_set,
                                                       const std::string& projection, int32_t slice_count);
-    // Moves the given slices' checkpoints to `position` (never backwards).
-    boost::asio::awaitable<void> advance(pg::AsyncConnection& connection, const std::string& replica_set,
-                                         const std::string& projection, const std::vector<int32_t>& slices,
-                                         int64_t position);
+    // Moves the given slices' checkpoints to `position` (never backwards),
+    // but only for slices `fence.owner` still owns at the given epochs.
+    // Returns the slices written; the others were taken away (in a batch
+    // transaction, the caller must then roll back).
+    boost::asio::awaitable<std::vector<int32_t>> advance(pg::AsyncConnection& connection,
+                                                         const std::string& replica_set, const std::string& projection,
+                                                         const std::vector<int32_t>& slices, int64_t position,
+                                                         const Fence& fence);
 
 private:
     std::string replica_sets_;
     std::string checkpoints_;
+    std::string slices_;
 };
 
 }  // namespace orchestratord::store

@@ -1,0 +1,99 @@
+#pragma once
+// This process's membership in one replica set (DESIGN.md sections 7 and
+// 7.1). One coroutine owns one connection and, every heartbeat_interval:
+//   1. refreshes the worker row (one statement that also tells whether the
+//      cluster needs coordinating, so an idle cluster costs one statement per
+//      tick);
+//   2. when needed, tries to coordinate: whoever locks the replica set row
+//      (SKIP LOCKED, short lock_timeout) removes stale workers, frees their
+//      slices, writes a new generation with a balanced, sticky assignment, and
+//      frees slices whose owner did not hand them over within
+//      coordination_timeout;
+//   3. reconciles: withdraws slices assigned elsewhere from the runners,
+//      releases them once drained, acquires free slices assigned to it.
+// NOTIFY on the cluster channel runs steps 2 and 3 at once, so handoffs take
+// milliseconds. A worker whose last committed heartbeat was sent more than
+// stale_worker_timeout - heartbeat_interval ago stops all work (self-fencing)
+// before anyone may take its slices.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cluster/slice_ownership.hpp"
+#include "config/config.hpp"
+
+namespace orchestratord::pg {
+class AsyncConnection;
+struct Rows;
+}  // namespace orchestratord::pg
+
+namespace orchestratord::cluster {
+
+struct MemberSettings {
+    std::string conninfo;
+    config::EventStoreConfig event_store;
+    config::ReplicaSetConfig replica_set;
+    std::string version;
+};
+
+// The NOTIFY channel of coordination changes (new generation, released slices).
+std::string cluster_channel(const config::EventStoreConfig& store);
+
+class ClusterMember {
+public:
+    ClusterMember(boost::asio::io_context& io, MemberSettings settings);
+    ~ClusterMember();
+
+    // Runs until stop(); then releases every slice and removes the worker row.
+    // Call stop() only once the runners have finished their last batches.
+    boost::asio::awaitable<void> run();
+    void stop();
+    // Something changed in the cluster (NOTIFY): coordinate and reconcile now.
+    void coordination_changed();
+
+    SliceOwnership& ownership() { return ownership_; }
+    const std::string& replica_set() const { return settings_.replica_set.name; }
+
+private:
+    boost::asio::awaitable<void> connect();
+    boost::asio::awaitable<void> register_worker();
+    boost::asio::awaitable<void> heartbeat();
+    boost::asio::awaitable<void> coordinate();
+    boost::asio::awaitable<void> coordinate_locked(int64_t generation);
+    boost::asio::awaitable<void> write_generation(int64_t generation, const std::string& live);
+    boost::asio::awaitable<void> reconcile();
+    boost::asio::awaitable<void> release(const std::map<int32_t, int64_t>& slices);
+    boost::asio::awaitable<void> acquire();
+    boost::asio::awaitable<void> leave();
+    boost::asio::awaitable<pg::Rows> free_slices(const std::string& condition,
+                                                 const std::vector<std::optional<std::string>>& params,
+                                                 const std::string& purpose);
+    boost::asio::awaitable<void> notify_cluster();
+    boost::asio::awaitable<void> watch_self_fence();
+    void poke();
+    std::string context() const;
+
+    boost::asio::io_context& io_;
+    MemberSettings settings_;
+    SliceOwnership ownership_;
+    std::unique_ptr<pg::AsyncConnection> connection_;
+    boost::asio::steady_timer wake_timer_;
+    boost::asio::steady_timer fence_timer_;
+    std::string worker_id_;
+    std::string tables_prefix_;
+    int64_t generation_ = -1;
+    bool stopping_ = false;
+    bool woken_ = false;
+    bool need_coordinate_ = true;
+    bool need_reconcile_ = true;
+    bool heartbeat_failing_ = false;
+    std::chrono::steady_clock::time_point next_heartbeat_{};
+};
+
+}  // namespace orchestratord::cluster
