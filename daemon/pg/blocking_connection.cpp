@@ -43,6 +43,8 @@ BlockingConnection::BlockingConnection(const std::string& conninfo, int connect_
 }
 
 BlockingConnection::~BlockingConnection() = default;
+BlockingConnection::BlockingConnection(BlockingConnection&&) noexcept = default;
+BlockingConnection& BlockingConnection::operator=(BlockingConnection&&) noexcept = default;
 
 int BlockingConnection::server_version() const {
     return PQserverVersion(handle_->conn);

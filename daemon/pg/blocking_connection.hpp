@@ -19,6 +19,8 @@ public:
     ~BlockingConnection();
     BlockingConnection(const BlockingConnection&) = delete;
     BlockingConnection& operator=(const BlockingConnection&) = delete;
+    BlockingConnection(BlockingConnection&&) noexcept;
+    BlockingConnection& operator=(BlockingConnection&&) noexcept;  // e.g. to reconnect after a server restart
 
     // Runs one parameterised statement; throws pg::Error naming `purpose`.
     Rows exec(const std::string& sql, const Params& params = {}, const std::string& purpose = "run statement");

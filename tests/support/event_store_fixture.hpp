@@ -20,6 +20,23 @@
 
 namespace orchestratord::test {
 
+// Appends `count` events to schema.events spread over `aggregates`
+// aggregates, each aggregate's versions continuing where they were.
+inline void append_events(pg::BlockingConnection& db, const std::string& schema, int count, int aggregates = 50,
+                          const std::string& type = "Happened", const std::string& aggregate_type = "Thing",
+                          const std::string& context = "test") {
+    db.exec("INSERT INTO " + schema +
+                ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, "
+                "payload, metadata) "
+                "SELECT $4, $3, 'agg-' || (g % $2::int), "
+                "coalesce((SELECT max(aggregate_version) FROM " +
+                schema +
+                ".events e WHERE e.aggregate_id = 'agg-' || (g % $2::int)), 0) + 1, "
+                "gen_random_uuid(), $5, convert_to('{\"n\":' || g || '}', 'UTF8'), '{\"test\":true}'::jsonb "
+                "FROM generate_series(1, $1::int) g",
+            {std::to_string(count), std::to_string(aggregates), aggregate_type, context, type});
+}
+
 class EventStoreFixture {
 public:
     explicit EventStoreFixture(const std::string& label)
@@ -63,16 +80,7 @@ public:
     // aggregate's versions continuing where they were.
     void append(int count, int aggregates = 50, const std::string& type = "Happened",
                 const std::string& aggregate_type = "Thing", const std::string& context = "test") {
-        db_.exec("INSERT INTO " + schema_ +
-                     ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, "
-                     "payload, metadata) "
-                     "SELECT $4, $3, 'agg-' || (g % $2::int), "
-                     "coalesce((SELECT max(aggregate_version) FROM " +
-                     schema_ +
-                     ".events e WHERE e.aggregate_id = 'agg-' || (g % $2::int)), 0) + 1, "
-                     "gen_random_uuid(), $5, convert_to('{\"n\":' || g || '}', 'UTF8'), '{\"test\":true}'::jsonb "
-                     "FROM generate_series(1, $1::int) g",
-                 {std::to_string(count), std::to_string(aggregates), aggregate_type, context, type});
+        append_events(db_, schema_, count, aggregates, type, aggregate_type, context);
     }
 
     // One event per statement keeps versions right when aggregates repeat.
