@@ -210,6 +210,7 @@ asio::awaitable<void> ClusterMember::heartbeat() {
     const bool overdue = rows.at(0, 4) == "t";
     if (generation != generation_) need_reconcile_ = true;
     generation_ = generation;
+    ownership_.set_generation(generation);
     if (stale || !settled || (moving && overdue)) need_coordinate_ = true;
     if (moving) need_reconcile_ = true;
     fence_timer_.cancel();  // re-arm the self-fence watch at the new deadline
@@ -377,6 +378,7 @@ asio::awaitable<void> ClusterMember::write_generation(int64_t generation, const 
             "WHERE s.replica_set = $1 AND s.slice = t.slice AND s.target_owner IS DISTINCT FROM t.target",
         write, "write the new generation");
     generation_ = generation;
+    ownership_.set_generation(generation);
     spdlog::info("new generation {} workers={} slices={} slices_moving={}", context(), members.size(), current.rows,
                  moved);
 }
@@ -388,9 +390,14 @@ asio::awaitable<void> ClusterMember::reconcile() {
     const std::string slices = store::qualified(settings_.event_store, "orchestratord_slices");
     const auto params = pg::make_params(settings_.replica_set.name, worker_id_);
     const auto rows = co_await connection_->exec(
-        "SELECT slice, owner IS NOT NULL, epoch, target_owner IS NOT DISTINCT FROM $2::uuid FROM " + slices +
+        "SELECT slice, owner IS NOT NULL, epoch, target_owner IS NOT DISTINCT FROM $2::uuid, (SELECT generation FROM " +
+            store::qualified(settings_.event_store, "orchestratord_replica_sets") + " WHERE name = $1) FROM " + slices +
             " WHERE replica_set = $1 AND (owner = $2::uuid OR (owner IS NULL AND target_owner = $2::uuid))",
         params, "read this worker's slices");
+    if (rows.rows > 0) {
+        generation_ = std::stoll(rows.at(0, 4).value_or("0"));
+        ownership_.set_generation(generation_);
+    }
     std::map<int32_t, std::pair<int64_t, bool>> mine;  // slice -> (epoch, still assigned here)
     bool free_for_us = false;
     for (int64_t i = 0; i < rows.rows; ++i) {

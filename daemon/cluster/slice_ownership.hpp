@@ -34,6 +34,7 @@ public:
 
     // --- member side ---
     void set_owner(const std::string& owner);
+    void set_generation(int64_t generation) { generation_ = generation; }
     void offer(int32_t slice, int64_t epoch);  // acquired: runners may start on it
     void withdraw(int32_t slice);              // to be released once drained
     void forget(int32_t slice);                // released or taken away: gone at once
@@ -60,6 +61,9 @@ public:
     void lost(const std::vector<int32_t>& slices);
     bool may_commit() const { return std::chrono::steady_clock::now() < commit_deadline_; }
     int64_t version() const { return version_; }
+    // For log lines: who this worker is and which generation it follows.
+    const std::string& owner() const { return owner_; }
+    int64_t generation() const { return generation_; }
 
 private:
     struct Slot {
@@ -74,6 +78,7 @@ private:
     std::map<int32_t, int64_t> withdrawn_at_;  // slice -> view version without it
     std::vector<Slot> slots_;
     int64_t version_ = 0;
+    int64_t generation_ = -1;
     std::chrono::steady_clock::time_point commit_deadline_ = std::chrono::steady_clock::time_point::max();
     Listener on_view_change_;
     Listener on_boundary_;

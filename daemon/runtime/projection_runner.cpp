@@ -105,7 +105,13 @@ std::chrono::steady_clock::time_point ProjectionRunner::read_not_before(const st
 }
 
 std::string ProjectionRunner::context() const {
-    return "replica_set=" + settings_.replica_set.name + " projection=" + settings_.projection.name;
+    const auto& ownership = *settings_.ownership;
+    std::string text = "replica_set=" + settings_.replica_set.name + " projection=" + settings_.projection.name;
+    text += " worker=";
+    text += ownership.owner().empty() ? std::string("-") : ownership.owner();
+    text += " generation=";
+    text += std::to_string(ownership.generation());
+    return text;
 }
 
 void ProjectionRunner::stop() {

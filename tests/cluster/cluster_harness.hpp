@@ -74,7 +74,11 @@ public:
     EventStoreFixture& store() { return store_; }
     const std::string& schema() const { return store_.schema(); }
 
+    // Batches of this worker take `ms` longer (a slow projection).
+    void set_delay(int worker, int ms) { delays_[worker] = ms; }
+
     std::string config(int worker) const {
+        const int delay = delays_.count(worker) > 0 ? delays_.at(worker) : delay_ms_;
         const std::string& schema = store_.schema();
         return store_.dir().write(
             "worker" + std::to_string(worker) + ".yaml",
@@ -83,7 +87,7 @@ public:
                 "}\nreplica_sets:\n  - name: test\n    heartbeat_interval: 200ms\n    stale_worker_timeout: 1s\n"
                 "    coordination_timeout: 3s\n    batch_size: 50\n    poll_interval_max: 200ms\n"
                 "    projections:\n      - name: recorder\n        config: {table: " +
-                schema + ".recorded, delay_ms: " + std::to_string(delay_ms_) +
+                schema + ".recorded, delay_ms: " + std::to_string(delay) +
                 "}\n      - name: recorder_file\n        config: {file: '" + file_of(worker) + "'}\n");
     }
     std::string file_of(int worker) const { return store_.dir().file("worker" + std::to_string(worker) + ".txt"); }
@@ -231,6 +235,7 @@ public:
 private:
     EventStoreFixture store_;
     int delay_ms_;
+    std::map<int, int> delays_;
     std::map<int, std::unique_ptr<ChildProcess>> workers_;
     int starts_ = 0;
 };

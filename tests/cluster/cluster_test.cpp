@@ -231,3 +231,84 @@ TEST_CASE("a worker that cannot heartbeat stops processing on its own, and resum
     cluster.check_never_owned_twice();
     for (int w = 0; w < 2; ++w) cluster.stop(w);
 }
+
+TEST_CASE(
+    "a slice its owner does not hand over within coordination_timeout is taken from it, and its late commit "
+    "fails the fencing check",
+    "[cluster][I1][coordination-timeout]") {
+    ClusterHarness cluster("slow_handover");
+    cluster.store().append_each(500, 40);
+    Appender appender(cluster.schema(), 5, 50ms);
+    // Worker 0's batches take longer than coordination_timeout (3s).
+    cluster.set_delay(0, 4000);
+    cluster.start(0);
+    REQUIRE(cluster.wait_converged(1));
+    REQUIRE(cluster.worker(0).wait_for_output("projection=recorder", 10s));
+    cluster.start(1);
+    REQUIRE(cluster.wait_converged(2, 15s));
+    CHECK_THAT(cluster.worker(0).output() + cluster.worker(1).output(),
+               Catch::Contains("coordination timeout: slice not released in time"));
+    // The batch it was in covered the moved slices: committing it would apply
+    // their events twice, so the fencing check rolls it back.
+    REQUIRE(cluster.worker(0).wait_for_output("fencing check failed", 10s));
+    cluster.stop(0);
+    appender.stop();
+    cluster.check_delivery();
+    cluster.check_never_owned_twice();
+    cluster.stop(1);
+}
+
+TEST_CASE("replica sets in one process are independent clusters and never share checkpoints",
+          "[cluster][replica-sets]") {
+    EventStoreFixture store("two_sets");
+    const std::string schema = store.schema();
+    store.db().exec("CREATE TABLE " + schema + ".recorded_beta (LIKE " + schema + ".recorded INCLUDING ALL)");
+    store.append_each(1000, 40);
+    auto replica_set = [&](const std::string& name, const std::string& table) {
+        return "  - name: " + name +
+               "\n    heartbeat_interval: 200ms\n    stale_worker_timeout: 1s\n    coordination_timeout: 3s\n"
+               "    projections:\n      - name: recorder\n        config: {table: " +
+               schema + "." + table + "}\n";
+    };
+    const std::string head = "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + schema +
+                             "}\nplugins: {directory: " FIXTURE_PLUGIN_DIR "}\nreplica_sets:\n";
+    const std::string both =
+        store.dir().write("both.yaml", head + replica_set("alpha", "recorded") + replica_set("beta", "recorded_beta"));
+    const std::string beta_only = store.dir().write("beta.yaml", head + replica_set("beta", "recorded_beta"));
+    auto first = store.start_daemon(both, "both.log");
+    auto second = store.start_daemon(beta_only, "beta.log");
+
+    auto owners = [&](const std::string& set) {
+        return store.scalar("SELECT count(DISTINCT owner) FROM " + schema +
+                            ".orchestratord_slices WHERE owner = target_owner AND replica_set = '" + set + "'");
+    };
+    auto owned = [&](const std::string& set) {
+        return store.scalar("SELECT count(*) FROM " + schema +
+                            ".orchestratord_slices WHERE owner = target_owner AND replica_set = '" + set + "'");
+    };
+    // alpha: one worker with every slice; beta: two workers sharing them.
+    REQUIRE(store.wait_until(
+        [&] { return owners("alpha") == 1 && owned("alpha") == 64 && owners("beta") == 2 && owned("beta") == 64; },
+        15s));
+    const int64_t total = store.scalar("SELECT count(*) FROM " + schema + ".events");
+    auto distinct_in = [&](const std::string& table) {
+        return store.scalar("SELECT count(DISTINCT global_position) FROM " + schema + "." + table);
+    };
+    REQUIRE(store.wait_until([&] { return distinct_in("recorded") == total && distinct_in("recorded_beta") == total; },
+                             30s));
+    CHECK(store.scalar("SELECT count(*) FROM " + schema + ".recorded") == total);
+    CHECK(store.scalar("SELECT count(*) FROM " + schema + ".recorded_beta") == total);
+    for (auto* daemon : {first.get(), second.get()}) {
+        REQUIRE(daemon->wait_for_output("ready;", 15s));
+        daemon->signal(SIGTERM);
+        const auto status = daemon->wait(15s);
+        INFO(daemon->output());
+        REQUIRE(status);
+        CHECK(status->code == 0);
+    }
+    // Same projection name, separate checkpoints (every slice written at the graceful stop).
+    CHECK(store.scalar("SELECT count(*) FROM " + schema +
+                       ".orchestratord_checkpoints WHERE projection = 'recorder' AND replica_set = 'alpha'") == 64);
+    CHECK(store.scalar("SELECT count(*) FROM " + schema +
+                       ".orchestratord_checkpoints WHERE projection = 'recorder' AND replica_set = 'beta'") == 64);
+}
