@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "pg/blocking_connection.hpp"
 #include "store/event_store_check.hpp"
@@ -33,20 +34,44 @@ int print_status(const config::Config& config, bool json) {
             const auto row = db.exec("SELECT slices, generation FROM " +
                                          store::qualified(store, "orchestratord_replica_sets") + " WHERE name = $1",
                                      {replica_set.name}, "read the replica set");
-            const auto workers = db.exec("SELECT host, pid, extract(epoch FROM now() - last_heartbeat)::float8 FROM " +
-                                             store::qualified(store, "orchestratord_workers") +
-                                             " WHERE replica_set = $1 ORDER BY started_at",
-                                         {replica_set.name}, "read the workers");
+            const auto workers = db.exec(
+                "SELECT w.id::text, w.host, w.pid, extract(epoch FROM now() - w.last_heartbeat)::float8, "
+                "extract(epoch FROM now() - w.started_at)::float8, w.version, "
+                "(SELECT count(*) FROM " +
+                    store::qualified(store, "orchestratord_slices") +
+                    " s WHERE s.replica_set = w.replica_set AND s.owner = w.id), "
+                    "(SELECT coalesce(string_agg(s.slice::text, ',' ORDER BY s.slice), '') FROM " +
+                    store::qualified(store, "orchestratord_slices") +
+                    " s WHERE s.replica_set = w.replica_set AND s.owner = w.id) FROM " +
+                    store::qualified(store, "orchestratord_workers") +
+                    " w WHERE w.replica_set = $1 ORDER BY w.started_at",
+                {replica_set.name}, "read the workers");
+            // Slices without an owner, or whose owner is not yet their target: a handoff in progress.
+            const auto slices = db.exec(
+                "SELECT count(*) FILTER (WHERE owner IS NULL), "
+                "count(*) FILTER (WHERE owner IS DISTINCT FROM target_owner) FROM " +
+                    store::qualified(store, "orchestratord_slices") + " WHERE replica_set = $1",
+                {replica_set.name}, "read the slices");
             nlohmann::json entry{{"name", replica_set.name},
                                  {"created", row.rows > 0},
                                  {"slices", row.rows > 0 ? number(row.at(0, 0)) : replica_set.slices},
                                  {"generation", row.rows > 0 ? number(row.at(0, 1)) : 0},
+                                 {"slices_unowned", number(slices.at(0, 0))},
+                                 {"slices_moving", number(slices.at(0, 1))},
                                  {"workers", nlohmann::json::array()},
                                  {"projections", nlohmann::json::array()}};
             for (int64_t w = 0; w < workers.rows; ++w) {
-                entry["workers"].push_back({{"host", workers.at(w, 0).value_or("")},
-                                            {"pid", number(workers.at(w, 1))},
-                                            {"heartbeat_age_s", std::stod(workers.at(w, 2).value_or("0"))}});
+                nlohmann::json owned = nlohmann::json::array();
+                std::stringstream list(workers.at(w, 7).value_or(""));
+                for (std::string slice; std::getline(list, slice, ',');) owned.push_back(std::stoi(slice));
+                entry["workers"].push_back({{"id", workers.at(w, 0).value_or("")},
+                                            {"host", workers.at(w, 1).value_or("")},
+                                            {"pid", number(workers.at(w, 2))},
+                                            {"heartbeat_age_s", std::stod(workers.at(w, 3).value_or("0"))},
+                                            {"uptime_s", std::stod(workers.at(w, 4).value_or("0"))},
+                                            {"version", workers.at(w, 5).value_or("")},
+                                            {"slices_owned", number(workers.at(w, 6))},
+                                            {"slices", owned}});
             }
             for (const auto& projection : replica_set.projections) {
                 const auto checkpoints =
@@ -85,10 +110,15 @@ int print_status(const config::Config& config, bool json) {
             std::cout << "\nreplica set " << rs["name"].get<std::string>() << ": " << rs["slices"]
                       << " slices, generation " << rs["generation"] << ", " << rs["workers"].size() << " worker(s)"
                       << (rs["created"].get<bool>() ? "" : " (no worker has started yet)") << "\n";
+            if (rs["slices_moving"].get<int64_t>() > 0) {
+                std::cout << "  handoff in progress: " << rs["slices_moving"] << " slice(s) moving, "
+                          << rs["slices_unowned"] << " without an owner\n";
+            }
             for (const auto& worker : rs["workers"]) {
-                std::cout << "  worker " << worker["host"].get<std::string>() << " pid " << worker["pid"]
-                          << ", last heartbeat " << std::fixed << std::setprecision(1)
-                          << worker["heartbeat_age_s"].get<double>() << "s ago\n";
+                std::cout << "  worker " << worker["id"].get<std::string>() << " on "
+                          << worker["host"].get<std::string>() << " pid " << worker["pid"] << ": "
+                          << worker["slices_owned"] << " slice(s), last heartbeat " << std::fixed
+                          << std::setprecision(1) << worker["heartbeat_age_s"].get<double>() << "s ago\n";
             }
             std::cout << "  " << std::left << std::setw(28) << "projection" << std::setw(10) << "state" << std::right
                       << std::setw(14) << "checkpoint" << std::setw(12) << "lag" << std::setw(14) << "dead letters"

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <nlohmann/json.hpp>
 
 #include "cluster/cluster_harness.hpp"
 
@@ -34,6 +35,28 @@ TEST_CASE("three workers started together agree on one assignment: 64 slices spl
     CHECK(cluster.shares() == std::vector<int64_t>{22, 21, 21});
     // Three registrations make at most three generations: no storm.
     CHECK(cluster.generation() <= 3);
+
+    // orchestratord status shows the same: generation, workers and their slices.
+    const auto status = run_command({ORCHESTRATORD_BIN, "status", "--json", "--config", cluster.config(0)});
+    INFO(status.output);
+    REQUIRE(status.status.code == 0);
+    const auto report = nlohmann::json::parse(status.output);
+    const auto& replica_set = report["replica_sets"][0];
+    CHECK(replica_set["generation"] == cluster.generation());
+    CHECK(replica_set["slices_moving"] == 0);
+    REQUIRE(replica_set["workers"].size() == 3);
+    std::vector<int64_t> owned;
+    for (const auto& worker : replica_set["workers"]) {
+        owned.push_back(worker["slices_owned"]);
+        CHECK(worker["slices"].size() == worker["slices_owned"].get<size_t>());
+        CHECK(worker["heartbeat_age_s"].get<double>() < 1.0);
+    }
+    std::sort(owned.rbegin(), owned.rend());
+    CHECK(owned == std::vector<int64_t>{22, 21, 21});
+    CHECK(replica_set["projections"].size() == 2);
+    const auto text = run_command({ORCHESTRATORD_BIN, "status", "--config", cluster.config(0)});
+    CHECK_THAT(text.output, Catch::Contains("generation " + std::to_string(cluster.generation())));
+    CHECK_THAT(text.output, Catch::Contains("22 slice(s)"));
     appender.stop();
     CHECK(cluster.check_delivery() == 0);
     for (int w = 0; w < 3; ++w) {
