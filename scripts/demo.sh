@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The orchestratord demo, from nothing to a running daemon:
+# The orchestratord demo, from nothing to a running cluster:
 #   installs what is missing, builds (Release), starts a private PostgreSQL
 #   under .demo/ (unless DATABASE_URL is set), migrates it (with the NOTIFY
 #   trigger), appends sample events (a backlog, then a steady trickle) and runs
-#   orchestratord with the sample plugins until Ctrl-C, or for --duration N
-#   seconds. The projections catch up (lag falls to 0), then follow live.
+#   a small cluster of two orchestratord workers with the sample plugins: the
+#   first starts alone, the second joins a few seconds later and takes half of
+#   the slices over. Runs until Ctrl-C, or for --duration N seconds. The
+#   projections catch up (lag falls to 0), then follow live.
 #
 #   ./scripts/demo.sh [--duration N]
 set -euo pipefail
@@ -33,14 +35,18 @@ demo="$root/.demo"
 mkdir -p "$demo"
 chmod 755 "$demo"
 pg_started=""
-daemon_pid=""
+workers=()
 generator_pid=""
+stop_workers() {
+  local status=0 pid
+  for pid in "${workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${workers[@]}"; do wait "$pid" || status=$?; done
+  workers=()
+  return "$status"
+}
 cleanup() {
   if [ -n "$generator_pid" ]; then kill "$generator_pid" 2>/dev/null || true; wait "$generator_pid" 2>/dev/null || true; fi
-  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
+  stop_workers 2>/dev/null || true
   if [ -n "$pg_started" ]; then
     echo "demo: stopping the private PostgreSQL"
     "$root/scripts/pg-private.sh" stop "$demo/pg"
@@ -91,26 +97,44 @@ echo "demo: appending 20000 sample events to catch up on, then a steady 50 event
 "$root/scripts/append-events.sh" --url "$DATABASE_URL" --rate 50 &
 generator_pid=$!
 
-echo "demo: starting orchestratord (Ctrl-C to stop); watch 'projection progress' lines: lag falls to 0, then follows live"
-"$bin" --config "$demo/orchestratord.yaml" &
-daemon_pid=$!
+# Each worker's lines carry its name; both join the same replica set.
+start_worker() {
+  "$bin" --config "$demo/orchestratord.yaml" > >(sed -u "s/^/[$1] /") 2>&1 &
+  workers+=($!)
+}
+echo "demo: starting worker-1 (Ctrl-C to stop); watch 'projection progress' lines: lag falls to 0, then follows live"
+start_worker worker-1
+join_after=5
+status_after=10
 if [ -n "$duration" ]; then
-  # Stop by ourselves after N seconds, unless the daemon ends first.
-  ( sleep "$duration"; kill -TERM "$daemon_pid" 2>/dev/null ) &
+  join_after=$(( duration / 3 ))
+  status_after=$(( duration * 2 / 3 ))
+fi
+sleep "$join_after"
+echo "demo: starting worker-2: a new generation gives it half of the slices ('acquired slices' lines)"
+start_worker worker-2
+sleep $(( status_after - join_after ))
+echo "demo: the cluster now, as orchestratord status sees it:"
+"$bin" status --config "$demo/orchestratord.yaml" || true
+if [ -n "$duration" ]; then
+  sleep $(( duration - status_after ))
+  echo "demo: --duration reached, stopping both workers (each hands its slices over and unregisters)"
+else
+  echo "demo: running until Ctrl-C"
+  wait "${workers[0]}" || true
 fi
 status=0
-wait "$daemon_pid" || status=$?
-daemon_pid=""
+stop_workers || status=$?
 kill "$generator_pid" 2>/dev/null || true
 wait "$generator_pid" 2>/dev/null || true
 generator_pid=""
 if [ "$status" -eq 0 ]; then
-  echo "demo: orchestratord stopped cleanly; orchestratord status says:"
+  echo "demo: both workers stopped cleanly; orchestratord status says:"
   "$bin" status --config "$demo/orchestratord.yaml" || true
   if command -v psql >/dev/null; then
     echo "demo: the user_directory read model now holds $(psql "$DATABASE_URL" -Atqc 'SELECT count(*) FROM demo_users') users"
   fi
 else
-  echo "demo: orchestratord exited with status $status" >&2
+  echo "demo: a worker exited with status $status" >&2
 fi
 exit "$status"

@@ -54,8 +54,7 @@ TEST_CASE("adding and removing workers moves only as many slices as balance need
 }
 
 TEST_CASE("holders that are no longer members are ignored, and the result is deterministic", "[cluster][assignment]") {
-    std::vector<std::string> holders(10, "dead");
-    holders[0] = holders[1] = "a";
+    const std::vector<std::string> holders{"a", "a", "dead", "dead", "dead", "dead", "dead", "dead", "dead", "dead"};
     const auto first = assign_slices(holders, {"b", "a"});
     const auto second = assign_slices(holders, {"a", "b"});
     CHECK(first == second);
