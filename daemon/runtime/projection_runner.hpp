@@ -60,8 +60,8 @@ private:
     struct Delivery;
     boost::asio::awaitable<void> prepare();
     boost::asio::awaitable<void> follow_ownership();
-    boost::asio::awaitable<std::vector<int32_t>> write_checkpoints(const std::vector<int32_t>& slices,
-                                                                   int64_t position, bool warn_if_lost = true);
+    boost::asio::awaitable<std::vector<int32_t>> write_checkpoints(const std::vector<int32_t>& slices, int64_t position,
+                                                                   bool warn_if_lost = true);
     boost::asio::awaitable<void> handle_and_prefetch(const store::EventBatch& batch);
     boost::asio::awaitable<void> handle(const store::EventBatch& batch);
     boost::asio::awaitable<plugins::CallResult> deliver(const store::EventBatch& batch, size_t begin, size_t end,
