@@ -8,7 +8,10 @@
 # worker with a no-op at-least-once projection at batch 100 and 1000 and the
 # ratio to COPY; a transactional projection inserting one row per event; rows
 # read from the events table by 10 projections at the head relative to 1;
-# append-to-handle latency with NOTIFY at 1,000 appends/s; peak RSS.
+# append-to-handle latency with NOTIFY at 1,000 appends/s; peak RSS. Cluster
+# rows (1s heartbeat, 5s stale timeout): failover after SIGKILL, handoff after
+# SIGTERM, scale-out (start to first event handled), catch-up of 2 workers vs 1
+# on the same data, and statements per second of an idle worker.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 events=1000000
@@ -33,8 +36,10 @@ bin="$root/build-release/bin/orchestratord"
 work=$(mktemp -d /tmp/orchestratord-bench.XXXXXX)
 chmod 755 "$work"
 daemon_pid=""
+workers=()
 cleanup() {
   [ -n "$daemon_pid" ] && kill -9 "$daemon_pid" 2>/dev/null || true
+  for pid in "${workers[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   "$root/scripts/pg-private.sh" stop "$work/pg"
   rm -rf "$work"
 }
@@ -129,14 +134,26 @@ tx_rate=$(echo "$tx_events / $tx_s" | bc -l)
 # Rows the daemon reads from the events table while N projections follow the
 # head: pg_stat counts every tuple fetched through an index or a scan.
 events_read() { sql "SELECT coalesce(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_user_tables WHERE relname = 'events'"; }
+# Backends flush their counters lazily (an idle one up to 10 s later): wait
+# until the count stops moving.
+settled_events_read() {
+  local previous=-1 current tries=0
+  current=$(events_read)
+  while [ "$current" != "$previous" ] && [ "$tries" -lt 10 ]; do
+    previous=$current
+    sleep 1.5
+    current=$(events_read)
+    tries=$((tries + 1))
+  done
+  echo "$current"
+}
 at_head() {  # at_head PROJECTIONS -> rows read per appended event
   local name="head$1"
   sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
        SELECT '$name', 'noop_' || p, s, $head FROM generate_series(0, $(( $1 - 1 ))) p, generate_series(0, 63) s" >/dev/null
   start_daemon "$(config "$name" 100 "$(noop_projections "$1")")"
   sleep 1
-  sql "SELECT pg_stat_clear_snapshot()" >/dev/null
-  local before=$(events_read)
+  local before=$(settled_events_read)
   local appended=2000
   for ((i = 0; i < 20; i++)); do
     sql "INSERT INTO events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, payload)
@@ -146,8 +163,7 @@ at_head() {  # at_head PROJECTIONS -> rows read per appended event
   done
   local target=$(sql "SELECT max(global_position) FROM events")
   for ((p = 0; p < $1; p++)); do wait_checkpoint "$name" "noop_$p" "$target"; done
-  sleep 0.6  # pg_stat counters are flushed by the backends at most every 500 ms
-  local after=$(events_read)
+  local after=$(settled_events_read)
   stop_daemon
   echo "($after - $before) / $appended" | bc -l
 }
@@ -177,6 +193,126 @@ read -r p50 p99 samples <<<"$(sql "SELECT round((percentile_cont(0.5) WITHIN GRO
   FROM (SELECT extract(epoch FROM r.handled_at - e.created_at) * 1000 AS ms
         FROM recorded r JOIN events e ON e.global_position = r.global_position) l" | tr '|' ' ')"
 
+# --- cluster -----------------------------------------------------------------
+cluster_config() {  # cluster_config FILE REPLICA_SET OUTPUT_FILE BATCH -> path
+  cat > "$work/$1.yaml" <<YAML
+database: {url: "$url"}
+logging: {level: info}
+plugins: {directory: $work/plugins}
+replica_sets:
+  - name: $2
+    batch_size: $4
+    heartbeat_interval: 1s
+    stale_worker_timeout: 5s
+    coordination_timeout: 10s
+    projections:
+      - name: noop_0
+      - name: recorder_file
+        config: {file: "$3"}
+YAML
+  echo "$work/$1.yaml"
+}
+start_worker() {  # start_worker CONFIG; sets last_pid
+  "$bin" --config "$1" >>"$work/cluster.log" 2>&1 &
+  last_pid=$!
+  workers+=("$last_pid")
+}
+# Every slice owned by one of exactly N registered workers, and by its target owner.
+wait_converged() {  # wait_converged REPLICA_SET WORKERS
+  local deadline=$(( $(date +%s) + 60 ))
+  until [ "$(sql "SELECT (SELECT count(*) FROM orchestratord_workers WHERE replica_set = '$1') = $2
+                  AND (SELECT count(*) FROM orchestratord_slices s JOIN orchestratord_workers w
+                       ON w.replica_set = s.replica_set AND w.id = s.owner
+                       WHERE s.replica_set = '$1' AND s.owner = s.target_owner) = 64")" = t ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "bench: replica set $1 did not converge to $2 workers; see $work/cluster.log" >&2; exit 1; }
+    sleep 0.02
+  done
+}
+start_at_head() {  # start_at_head REPLICA_SET: both projections start at the current head
+  sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
+       SELECT '$1', p, s, (SELECT max(global_position) FROM events)
+       FROM unnest(ARRAY['noop_0', 'recorder_file']) p, generate_series(0, 63) s" >/dev/null
+}
+
+log "cluster: failover after SIGKILL (1s heartbeat, 5s stale timeout)"
+start_at_head failover
+start_worker "$(cluster_config fo1 failover "$work/fo1.txt" 100)"; survivor=$last_pid
+start_worker "$(cluster_config fo2 failover "$work/fo2.txt" 100)"; victim=$last_pid
+wait_converged failover 2
+t0=$(now)
+kill -9 "$victim"
+wait_converged failover 1
+failover_s=$(echo "$(now) - $t0" | bc -l)
+
+log "cluster: graceful handoff after SIGTERM"
+start_worker "$(cluster_config fo3 failover "$work/fo3.txt" 100)"; leaving=$last_pid
+wait_converged failover 2
+t0=$(now)
+kill -TERM "$leaving"
+wait_converged failover 1
+handoff_s=$(echo "$(now) - $t0" | bc -l)
+wait "$leaving" 2>/dev/null || true
+
+log "cluster: scale-out, new worker start to its first handled event (appending 200 events/s)"
+/usr/lib/postgresql/15/bin/pgbench "$url" -n -f "$work/append.sql" -R 200 -T 30 -c 1 >/dev/null 2>&1 &
+appender=$!
+sleep 0.5
+t0=$(now)
+start_worker "$(cluster_config fo4 failover "$work/fo4.txt" 100)"
+until [ -s "$work/fo4.txt" ]; do
+  [ "$(echo "$(now) - $t0 < 30" | bc -l)" = 1 ] || { echo "bench: the new worker handled nothing; see $work/cluster.log" >&2; exit 1; }
+  sleep 0.01
+done
+scale_out_s=$(echo "$(now) - $t0" | bc -l)
+kill "$appender" 2>/dev/null || true
+wait "$appender" 2>/dev/null || true
+for pid in "${workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+workers=()
+
+# Catch-up of the whole stream by one worker, then by two (each reading only
+# its own slices): done when every slice's checkpoint has reached its last event.
+sql "CREATE TABLE slice_heads AS SELECT ((hashtextextended(aggregate_id, 0) % 64 + 64) % 64)::int4 AS slice,
+     max(global_position) AS position FROM events GROUP BY 1" >/dev/null
+caught_up() {  # caught_up REPLICA_SET
+  sql "SELECT count(*) = (SELECT count(*) FROM slice_heads) FROM slice_heads h JOIN orchestratord_checkpoints c
+       ON c.replica_set = '$1' AND c.projection = 'noop_0' AND c.slice = h.slice AND c.position >= h.position"
+}
+catchup_workers() {  # catchup_workers REPLICA_SET WORKERS -> seconds
+  sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
+       SELECT '$1', 'recorder_file', s, (SELECT max(global_position) FROM events) FROM generate_series(0, 63) s" >/dev/null
+  local t=$(now) i
+  for ((i = 0; i < $2; i++)); do start_worker "$(cluster_config "$1$i" "$1" "$work/$1$i.txt" 1000)"; done
+  until [ "$(caught_up "$1")" = t ]; do sleep 0.05; done
+  echo "$(now) - $t" | bc -l
+  for pid in "${workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  workers=()
+}
+log "cluster: catch-up of one worker vs two on the same data"
+solo_s=$(catchup_workers solo 1)
+duo_s=$(catchup_workers duo 2)
+speedup=$(echo "$solo_s / $duo_s" | bc -l)
+
+log "cluster: idle load of one worker (NOTIFY on, nothing appended), counted in the server log for 10 s"
+start_at_head idle
+start_worker "$(cluster_config idle1 idle "$work/idle1.txt" 100)"
+wait_converged idle 1
+sleep 2
+sql "ALTER SYSTEM SET log_statement = 'all'" >/dev/null
+sql "ALTER SYSTEM SET log_line_prefix = '%a|'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+sql "SELECT 'bench idle window starts'" >/dev/null
+sleep 10
+sql "SELECT 'bench idle window ends'" >/dev/null
+sql "ALTER SYSTEM RESET log_statement" >/dev/null
+sql "ALTER SYSTEM RESET log_line_prefix" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+idle_statements=$(sed -n '/bench idle window starts/,/bench idle window ends/p' "$work/pg/postgres.log" |
+  grep -E '^orchestratord[^|]*\|LOG:  (statement|execute)' | wc -l)
+idle_rate=$(echo "$idle_statements / 10" | bc -l)
+for pid in "${workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+workers=()
+
 copy_rate=$(echo "$events / $copy_s" | bc -l)
 b100_rate=$(echo "$events / $b100_s" | bc -l)
 b1000_rate=$(echo "$events / $b1000_s" | bc -l)
@@ -185,8 +321,9 @@ ratio1000=$(echo "$b1000_rate / $copy_rate" | bc -l)
 read_ratio=$(echo "if ($read_1 > 0) $read_10 / $read_1 else 0" | bc -l)
 
 if [ -n "$json" ]; then
-  printf '{"events": %d, "copy_events_per_s": %.0f, "catchup_b100_events_per_s": %.0f, "catchup_b1000_events_per_s": %.0f, "ratio_b100": %.3f, "ratio_b1000": %.3f, "tx_projection_events_per_s": %.0f, "rows_read_ratio_10_projections": %.2f, "latency_p50_ms": %s, "latency_p99_ms": %s, "latency_samples": %s, "peak_rss_mb": %.1f}\n' \
-    "$events" "$copy_rate" "$b100_rate" "$b1000_rate" "$ratio100" "$ratio1000" "$tx_rate" "$read_ratio" "$p50" "$p99" "$samples" "$peak_rss_mb"
+  printf '{"events": %d, "copy_events_per_s": %.0f, "catchup_b100_events_per_s": %.0f, "catchup_b1000_events_per_s": %.0f, "ratio_b100": %.3f, "ratio_b1000": %.3f, "tx_projection_events_per_s": %.0f, "rows_read_ratio_10_projections": %.2f, "latency_p50_ms": %s, "latency_p99_ms": %s, "latency_samples": %s, "peak_rss_mb": %.1f, "failover_s": %.2f, "handoff_s": %.3f, "scale_out_s": %.3f, "two_worker_speedup": %.2f, "idle_statements_per_s": %.2f}\n' \
+    "$events" "$copy_rate" "$b100_rate" "$b1000_rate" "$ratio100" "$ratio1000" "$tx_rate" "$read_ratio" "$p50" "$p99" "$samples" "$peak_rss_mb" \
+    "$failover_s" "$handoff_s" "$scale_out_s" "$speedup" "$idle_rate"
 else
   printf '\n%-58s %16s %10s\n' "measure ($events events, $(nproc) cores)" "value" "target"
   printf '%-58s %16.0f %10s\n' "raw COPY, events/s" "$copy_rate" ""
@@ -199,4 +336,9 @@ else
   printf '%-58s %16s %10s\n' "append-to-handle latency p50 at 1,000/s, ms" "$p50" ""
   printf '%-58s %16s %10s\n' "append-to-handle latency p99 at 1,000/s, ms" "$p99" "< 25"
   printf '%-58s %16.1f %10s\n' "peak RSS at batch 1000, MB" "$peak_rss_mb" "< 64"
+  printf '%-58s %16.2f %10s\n' "cluster: failover after SIGKILL, s (1s heartbeat, 5s stale)" "$failover_s" "<= 6"
+  printf '%-58s %16.3f %10s\n' "cluster: handoff after SIGTERM, s" "$handoff_s" "< 1"
+  printf '%-58s %16.3f %10s\n' "cluster: scale-out, start to first handled event, s" "$scale_out_s" "< 2"
+  printf '%-58s %16.2f %10s\n' "cluster: catch-up speed-up, 2 workers vs 1" "$speedup" ""
+  printf '%-58s %16.2f %10s\n' "cluster: idle worker, statements/s (heartbeat: 1/s)" "$idle_rate" "~1"
 fi

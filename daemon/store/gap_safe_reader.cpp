@@ -160,15 +160,18 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
     std::ostringstream sql;
     sql << "WITH ";
     sql << "batch AS (SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e";
-    if (!(all_slices && uniform)) {
-        // Only this worker's slices, each from its own checkpoint.
-        std::vector<int64_t> positions;
-        for (int32_t s : request.owned_slices) positions.push_back(request.positions[static_cast<size_t>(s)]);
-        sql << " JOIN unnest(" << param(number_array(request.owned_slices)) << "::int4[], "
-            << param(number_array(positions)) << "::int8[]) AS c(slice, position) ON c.slice = " << slice;
-    }
     sql << " WHERE e.global_position > " << p_from;
-    if (!(all_slices && uniform)) sql << " AND e.global_position > c.position";
+    if (!(all_slices && uniform)) {
+        // Only this worker's slices, each from its own checkpoint: a filter
+        // on an array of per-slice positions (slices owned elsewhere at the
+        // maximum), not a join, so the scan stays in index order and the
+        // LIMIT ends it early. A join let the planner hash and sort, which
+        // reads every row past the checkpoint for each batch.
+        std::vector<int64_t> positions(static_cast<size_t>(request.slice_count), INT64_MAX);
+        for (int32_t s : request.owned_slices)
+            positions[static_cast<size_t>(s)] = request.positions[static_cast<size_t>(s)];
+        sql << " AND e.global_position > (" << param(number_array(positions)) << "::int8[])[" << slice << " + 1]";
+    }
     if (!request.scope.aggregate_types.empty()) {
         sql << " AND e.aggregate_type = ANY(" << param(text_array(request.scope.aggregate_types)) << "::text[])";
     }
