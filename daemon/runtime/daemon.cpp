@@ -18,6 +18,7 @@
 #include "cluster/cluster_member.hpp"
 #include "log/logging.hpp"
 #include "pg/blocking_connection.hpp"
+#include "pg/connection_pool.hpp"
 #include "pg/conninfo.hpp"
 #include "plugins/plugin_catalog.hpp"
 #include "runtime/projection_runner.hpp"
@@ -127,15 +128,37 @@ private:
     // One runner per configured projection, all on this loop; handlers run on
     // the handler threads.
     void start_runners() {
-        // Two connections per projection (batches, prefetch), one per replica
-        // set (cluster membership) and one listener.
-        const size_t needed = 2 * projections_.instances.size() + members_.size() + 1;
-        if (needed > static_cast<size_t>(config_.database.max_open_conns)) {
+        // database.max_open_conns bounds every connection of the process: one
+        // per replica set (heartbeats must never wait for a busy pool) and the
+        // listener are set aside, the projections share the rest.
+        const int64_t reserved = static_cast<int64_t>(members_.size()) + 1;
+        int64_t for_projections = config_.database.max_open_conns - reserved;
+        if (for_projections < 1) {
             spdlog::warn(
-                "this process opens {} connections, more than database.max_open_conns={}; raise it or "
-                "PostgreSQL's max_connections accordingly",
-                needed, config_.database.max_open_conns);
+                "database.max_open_conns={} leaves no connection for projections after {} for cluster membership "
+                "and the NOTIFY listener; using 1",
+                config_.database.max_open_conns, reserved);
+            for_projections = 1;
         }
+        config::Duration statement_timeout = config_.replica_sets.front().coordination_timeout;
+        for (const auto& replica_set : config_.replica_sets) {
+            statement_timeout = std::min(statement_timeout, replica_set.coordination_timeout);
+        }
+        pg::PoolSettings pool;
+        pool.conninfo = config_.database.url;
+        pool.application_name = "orchestratord projections pid=" + std::to_string(::getpid());
+        // No statement of a batch may outlive coordination_timeout: that is
+        // how long a new owner waits for a slice at most, so a stuck statement
+        // fails (and is retried) instead of holding the slice indefinitely.
+        pool.statement_timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(statement_timeout).count();
+        pool.max_open = static_cast<size_t>(for_projections);
+        pool.max_idle = static_cast<size_t>(std::max<int64_t>(0, config_.database.max_idle_conns));
+        pool.max_lifetime = config_.database.conn_max_lifetime;
+        pool.debug_log = [](const std::string& what) { spdlog::debug("connection pool: {}", what); };
+        pool_ = std::make_unique<pg::ConnectionPool>(io_, std::move(pool));
+        spdlog::info("connection pool for projections max_open={} max_idle={} conn_max_lifetime={}s", for_projections,
+                     config_.database.max_idle_conns,
+                     std::chrono::duration_cast<std::chrono::seconds>(config_.database.conn_max_lifetime).count());
         if (listener_ == nullptr) {
             WakeupListener::Channels channels;
             channels[store::events_channel(config_.event_store)] = [this] {
@@ -149,11 +172,10 @@ private:
         }
         for (auto& instance : projections_.instances) {
             RunnerSettings settings;
-            settings.conninfo = config_.database.url;
+            settings.pool = pool_.get();
             settings.event_store = config_.event_store;
             settings.notify_available = notify_available_;
             settings.coalescer = &coalescer_;
-            settings.conn_max_lifetime = config_.database.conn_max_lifetime;
             for (const auto& replica_set : config_.replica_sets) {
                 if (replica_set.name != instance->replica_set()) continue;
                 settings.replica_set = replica_set;
@@ -373,7 +395,8 @@ private:
     // Handler threads: plugin code never runs on the event loop.
     asio::thread_pool handlers_{std::max(2u, std::thread::hardware_concurrency())};
     std::unique_ptr<WakeupListener> listener_;
-    store::ReadCoalescer coalescer_{io_};  // projections at the same place share one read
+    store::ReadCoalescer coalescer_{io_};       // projections at the same place share one read
+    std::unique_ptr<pg::ConnectionPool> pool_;  // the projections' connections
     std::vector<std::unique_ptr<cluster::ClusterMember>> members_;
     size_t active_members_ = 0;
     std::vector<std::unique_ptr<ProjectionRunner>> runners_;

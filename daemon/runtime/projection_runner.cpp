@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "pg/async_connection.hpp"
+#include "pg/connection_pool.hpp"
 #include "store/checkpoint_store.hpp"
 #include "store/migrations.hpp"
 
@@ -63,6 +64,16 @@ struct SlicesLost : std::runtime_error {
     SlicesLost() : std::runtime_error("slices were taken away") {}
 };
 
+bool is_slices_lost(const std::exception_ptr& failure) {
+    try {
+        std::rethrow_exception(failure);
+    } catch (const SlicesLost&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
 std::vector<int32_t> slices_of(const store::EventBatch& batch, size_t begin, size_t end) {
     std::set<int32_t> unique(batch.slices.begin() + static_cast<std::ptrdiff_t>(begin),
                              batch.slices.begin() + static_cast<std::ptrdiff_t>(end));
@@ -77,8 +88,6 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
       handlers_(handlers),
       settings_(std::move(settings)),
       instance_(instance),
-      connection_(std::make_unique<pg::AsyncConnection>(io)),
-      prefetch_connection_(std::make_unique<pg::AsyncConnection>(io)),
       reader_(settings_.event_store,
               [this](const std::vector<store::BlockedWriter>& writers, std::chrono::steady_clock::duration waited) {
                   for (const auto& writer : writers) {
@@ -159,20 +168,11 @@ bool ProjectionRunner::advance_positions(std::vector<int64_t>& positions, int64_
     return moved;
 }
 
-// (Re)connects and loads where this projection stands. Called after every
-// connection loss: an uncommitted batch rolled back with it, so the database's
+// Loads where this projection stands. Called at start and after every
+// database error: an uncommitted batch rolled back, so the database's
 // checkpoints are the truth.
 asio::awaitable<void> ProjectionRunner::prepare() {
     store::CheckpointStore checkpoints(settings_.event_store);
-    const std::string application = "orchestratord " + settings_.replica_set.name + "/" + settings_.projection.name;
-    // No statement of a batch may outlive coordination_timeout: that is how
-    // long a new owner waits for a slice at most, so a stuck statement fails
-    // (and is retried) instead of holding the slice indefinitely.
-    const auto timeout_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.coordination_timeout).count();
-    co_await connection_->connect(settings_.conninfo, application, timeout_ms);
-    co_await prefetch_connection_->connect(settings_.conninfo, application + " (prefetch)", timeout_ms);
-    connected_at_ = std::chrono::steady_clock::now();
     slice_count_ = co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
                                                              static_cast<int32_t>(settings_.replica_set.slices));
     if (slice_count_ != settings_.replica_set.slices) {
@@ -290,67 +290,12 @@ asio::awaitable<std::vector<int32_t>> ProjectionRunner::write_checkpoints(const 
 
 asio::awaitable<void> ProjectionRunner::run() {
     std::chrono::milliseconds reconnect_backoff(100);
-    std::chrono::milliseconds idle = kBusyPoll;
-    const auto poll_max =
-        std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.poll_interval_max);
     std::string failure;
     while (!stopping_) {
+        std::optional<std::chrono::milliseconds> pause_for;
         try {
-            // database.conn_max_lifetime: replace the connections at a batch boundary.
-            if (prepared_ && std::chrono::steady_clock::now() - connected_at_ > settings_.conn_max_lifetime) {
-                spdlog::debug("recycling connections after conn_max_lifetime {}", context());
-                connection_->close();
-                prefetch_connection_->close();
-                prefetched_.reset();
-            }
-            if (!prepared_ || !connection_->ok() || !prefetch_connection_->ok()) {
-                prepared_ = false;
-                co_await prepare();
-                reconnect_backoff = 100ms;
-            }
-            co_await follow_ownership();
-            if (paused_) {
-                wake_pending_ = false;  // new events do not matter to a paused projection
-                co_await sleep(std::chrono::hours(24));
-                continue;
-            }
-            if (owned_slices_.empty()) {
-                // Nothing assigned to us (yet): the member wakes us when that changes.
-                wake_pending_ = false;
-                co_await sleep(std::chrono::hours(24));
-                continue;
-            }
-            std::shared_ptr<const store::EventBatch> read;
-            if (prefetched_) {
-                read = std::move(prefetched_);
-            } else {
-                store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
-                                           settings_.replica_set.batch_size};
-                wake_pending_ = false;  // this read sees everything committed before it
-                read = co_await settings_.coalescer->read(reader_, *connection_, request, read_not_before(positions_));
-                last_read_at_ = std::chrono::steady_clock::now();
-                last_read_positions_ = positions_;
-            }
-            const store::EventBatch& batch = *read;
-            if (batch.events.empty()) {
-                // A prefix up to the first missing position may be final
-                // without events of ours in it; nothing to hand over then.
-                if (advance_positions(positions_, batch.final_position)) continue;
-                co_await housekeeping();
-                co_await sleep(settings_.notify_available ? std::chrono::milliseconds(kIdleWithNotify) : idle);
-                idle = std::min(idle * 2, poll_max);
-                continue;
-            }
-            idle = kBusyPoll;
-            // A full batch means we are catching up: read the next one while
-            // handling this one. At the head the next read would mostly be
-            // empty, so it waits for a wake-up instead.
-            if (static_cast<int64_t>(batch.events.size()) >= settings_.replica_set.batch_size) {
-                co_await handle_and_prefetch(batch);
-            } else {
-                co_await handle(batch);
-            }
-            co_await housekeeping();
+            pause_for = co_await step();
+            reconnect_backoff = 100ms;
         } catch (const SlicesLost&) {
             // Not a database failure: follow the new ownership and re-read.
             reload_checkpoints_ = true;
@@ -365,24 +310,98 @@ asio::awaitable<void> ProjectionRunner::run() {
             spdlog::warn("database error, reconnecting {} error=\"{}\" retry_in={}ms", context(), failure,
                          reconnect_backoff.count());
             failure.clear();
-            connection_->close();
-            prefetch_connection_->close();
             prepared_ = false;
+            prefetched_.reset();
             co_await back_off(reconnect_backoff);
             reconnect_backoff = std::min(reconnect_backoff * 2, std::chrono::milliseconds(5000));
+            continue;
         }
+        if (pause_for) co_await sleep(*pause_for);
     }
     // Graceful stop: leave every slice's checkpoint where it really is.
-    if (prepared_ && connection_->ok()) {
+    if (prepared_) {
         try {
+            auto lease = co_await settings_.pool->acquire();
+            connection_ = &lease.connection();
             co_await sweep_checkpoints();
         } catch (const std::exception& e) {
             spdlog::warn("could not write final checkpoints {} error=\"{}\"", context(), e.what());
         }
+        connection_ = nullptr;
     }
-    connection_->close();
-    prefetch_connection_->close();
     spdlog::info("projection stopped {} handled={}", context(), handled_);
+}
+
+// One step on a connection borrowed from the pool: returns the connection
+// before the caller sleeps, so idle projections hold none. A connection whose
+// state is unknown after an error is closed, so the pool drops it.
+asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step() {
+    // Nothing to do until the ownership view changes: no connection needed.
+    const bool view_changed = settings_.ownership->version() != view_version_ || reload_checkpoints_;
+    if (prepared_ && !view_changed && (paused_ || owned_slices_.empty())) {
+        wake_pending_ = false;
+        co_return std::chrono::hours(24);
+    }
+    auto lease = co_await settings_.pool->acquire();
+    connection_ = &lease.connection();
+    std::optional<std::chrono::milliseconds> pause_for;
+    std::exception_ptr failure;
+    try {
+        pause_for = co_await step_with_connection();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    connection_ = nullptr;
+    if (failure) {
+        if (!is_slices_lost(failure)) lease.connection().close();  // a fencing failure rolled back cleanly
+        std::rethrow_exception(failure);
+    }
+    co_return pause_for;
+}
+
+// Reads and handles one batch; returns how long to sleep afterwards, if at all.
+asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step_with_connection() {
+    if (!prepared_) co_await prepare();
+    co_await follow_ownership();
+    if (paused_ || owned_slices_.empty()) {
+        // Paused, or nothing assigned to us (yet): the member wakes us when that changes.
+        wake_pending_ = false;
+        co_return std::chrono::hours(24);
+    }
+    std::shared_ptr<const store::EventBatch> read;
+    if (prefetched_) {
+        read = std::move(prefetched_);
+    } else {
+        store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
+                                   settings_.replica_set.batch_size};
+        wake_pending_ = false;  // this read sees everything committed before it
+        read = co_await settings_.coalescer->read(reader_, *connection_, request, read_not_before(positions_));
+        last_read_at_ = std::chrono::steady_clock::now();
+        last_read_positions_ = positions_;
+    }
+    const store::EventBatch& batch = *read;
+    if (batch.events.empty()) {
+        // A prefix up to the first missing position may be final
+        // without events of ours in it; nothing to hand over then.
+        if (advance_positions(positions_, batch.final_position)) co_return std::nullopt;
+        co_await housekeeping();
+        const auto poll_max =
+            std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.poll_interval_max);
+        const auto pause = settings_.notify_available ? std::chrono::milliseconds(kIdleWithNotify) : idle_;
+        idle_ = std::min(idle_ * 2, poll_max);
+        co_return pause;
+    }
+    idle_ = kBusyPoll;
+    // A full batch means we are catching up: read the next one while
+    // handling this one. At the head the next read would mostly be
+    // empty, so it waits for a wake-up instead.
+    if (static_cast<int64_t>(batch.events.size()) >= settings_.replica_set.batch_size) {
+        co_await handle_and_prefetch(batch);
+    } else {
+        co_await handle(batch);
+    }
+    co_await housekeeping();
+    co_return std::nullopt;
 }
 
 // Delivers events [begin, end) and commits the checkpoint of their slices at
@@ -417,8 +436,9 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     co_return result;
 }
 
-// Handles `batch` while the next batch is read on the second connection, so
-// PostgreSQL works on batch N+1 while this process handles batch N. The read
+// Handles `batch` while the next batch is read on a second connection (when
+// the pool has one free right now), so PostgreSQL works on batch N+1 while
+// this process handles batch N. The read
 // assumes batch N succeeds; when it does not (retries exhausted, pause,
 // stop), the prefetched batch is dropped and read again later. The handler is
 // never cancelled: plugin code on a handler thread may be using the batch.
@@ -431,29 +451,40 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
         asio::steady_timer finished;
         explicit Prefetch(asio::io_context& io) : finished(io, asio::steady_timer::time_point::max()) {}
     };
+    std::optional<pg::ConnectionPool::Lease> second;
+    try {
+        second = co_await settings_.pool->try_acquire();
+    } catch (const std::exception& e) {
+        spdlog::debug("no connection for reading ahead {} error=\"{}\"", context(), e.what());
+    }
+    if (!second) {
+        co_await handle(batch);
+        co_return;
+    }
     auto prefetch = std::make_shared<Prefetch>(io_);
     store::ReadRequest next{slice_count_, owned_slices_, expected, settings_.scope, settings_.replica_set.batch_size};
     wake_pending_ = false;  // the prefetch sees everything committed before it
     asio::co_spawn(
         io_,
-        [this, prefetch, next]() -> asio::awaitable<void> {
+        [this, prefetch, next, lease = std::move(*second)]() mutable -> asio::awaitable<void> {
             try {
-                prefetch->batch = co_await settings_.coalescer->read(reader_, *prefetch_connection_, next,
+                prefetch->batch = co_await settings_.coalescer->read(reader_, lease.connection(), next,
                                                                      read_not_before(next.positions));
                 last_read_at_ = std::chrono::steady_clock::now();
                 last_read_positions_ = next.positions;
             } catch (const std::exception& e) {
-                // The connection is in an unknown state: drop it; the main loop reconnects.
+                // The connection is in an unknown state: the pool drops it.
                 spdlog::debug("prefetch failed {} error=\"{}\"", context(), e.what());
-                prefetch_connection_->close();
+                lease.connection().close();
             }
+            lease.reset();
             prefetch->done = true;
             prefetch->finished.cancel();
         },
         asio::detached);
 
-    // Even when handling fails, wait for the prefetch: it uses the second
-    // connection, which the caller is about to close and reconnect.
+    // Even when handling fails, wait for the prefetch: it refers to this
+    // runner, and its result is only good if the batch succeeded.
     std::exception_ptr failure;
     try {
         co_await handle(batch);

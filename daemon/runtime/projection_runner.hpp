@@ -25,19 +25,19 @@
 
 namespace orchestratord::pg {
 class AsyncConnection;
-}
+class ConnectionPool;
+}  // namespace orchestratord::pg
 
 namespace orchestratord::runtime {
 
 struct RunnerSettings {
-    std::string conninfo;
+    pg::ConnectionPool* pool = nullptr;  // shared by every runner of the process
     config::EventStoreConfig event_store;
     config::ReplicaSetConfig replica_set;
     config::ProjectionConfig projection;
     store::Scope scope;
-    bool notify_available = false;              // the NOTIFY trigger exists: idle runners need not poll
-    store::ReadCoalescer* coalescer = nullptr;  // shared by every runner of the process
-    std::chrono::nanoseconds conn_max_lifetime = std::chrono::hours(1);
+    bool notify_available = false;                 // the NOTIFY trigger exists: idle runners need not poll
+    store::ReadCoalescer* coalescer = nullptr;     // shared by every runner of the process
     cluster::SliceOwnership* ownership = nullptr;  // the slices this worker owns in the replica set
 };
 
@@ -58,6 +58,8 @@ public:
 
 private:
     struct Delivery;
+    boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step();
+    boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step_with_connection();
     boost::asio::awaitable<void> prepare();
     boost::asio::awaitable<void> follow_ownership();
     boost::asio::awaitable<std::vector<int32_t>> write_checkpoints(const std::vector<int32_t>& slices, int64_t position,
@@ -84,8 +86,7 @@ private:
     boost::asio::thread_pool& handlers_;
     RunnerSettings settings_;
     plugins::ProjectionInstance& instance_;
-    std::unique_ptr<pg::AsyncConnection> connection_;           // reads, batch transactions, checkpoints
-    std::unique_ptr<pg::AsyncConnection> prefetch_connection_;  // reads the next batch meanwhile
+    pg::AsyncConnection* connection_ = nullptr;  // borrowed from the pool for the current step
     store::GapSafeReader reader_;
     boost::asio::steady_timer idle_timer_;     // idle waits: ended by wake-ups and stop
     boost::asio::steady_timer backoff_timer_;  // retry/reconnect back-off: ended only by stop
@@ -107,7 +108,7 @@ private:
     std::vector<int64_t> last_read_positions_;
     bool paused_ = false;
     int64_t handled_ = 0;
-    std::chrono::steady_clock::time_point connected_at_;
+    std::chrono::milliseconds idle_ = std::chrono::milliseconds(10);  // polling pause without NOTIFY
     std::chrono::steady_clock::time_point last_sweep_;
     std::chrono::steady_clock::time_point last_progress_;
     int64_t handled_at_last_progress_ = 0;

@@ -9,19 +9,13 @@
 #include "pg/async_connection.hpp"
 #include "pg/blocking_connection.hpp"
 #include "support/pg_env.hpp"
+#include "support/run_on_loop.hpp"
 
 using namespace orchestratord;
 namespace asio = boost::asio;
 
 namespace {
-// Runs one coroutine to completion on a fresh loop, rethrowing its failure.
-void run(const std::function<asio::awaitable<void>(asio::io_context&)>& body) {
-    asio::io_context io;
-    std::exception_ptr failure;
-    asio::co_spawn(io, body(io), [&](std::exception_ptr e) { failure = e; });
-    io.run();
-    if (failure) std::rethrow_exception(failure);
-}
+const auto& run = test::run_on_loop;
 }  // namespace
 
 TEST_CASE("queries return rows, in text and binary", "[pg][async]") {

@@ -331,3 +331,38 @@ TEST_CASE("retry back-off lasts its full time while new events keep waking the r
     CHECK(third - first >= 750ms);  // two back-offs of 400 ms
     stop_gracefully(*daemon);
 }
+
+TEST_CASE("a daemon never opens more than max_open_conns connections and still handles everything",
+          "[event-path][pool]") {
+    EventStoreFixture store("max_open");
+    store.append_each(3000, 40);
+    std::string projections = store.recorder();
+    for (int i = 0; i < 5; ++i) projections += "      - name: noop_" + std::to_string(i) + "\n";
+    // 4 in all: one for cluster membership, one for the listener, two shared by six projections.
+    auto daemon = store.start_daemon(
+        store.config_file(projections, 20), "daemon.log",
+        {{"ORCHESTRATORD_DATABASE_MAX_OPEN_CONNS", "4"}, {"ORCHESTRATORD_DATABASE_MAX_IDLE_CONNS", "1"}});
+    INFO(daemon->output());
+    REQUIRE(daemon->wait_for_output("ready;", 15s));
+    const std::string pool_name = "orchestratord projections pid=" + std::to_string(daemon->pid());
+    int64_t most = 0;
+    const int64_t total = store.head();
+    REQUIRE(store.wait_until(
+        [&] {
+            most = std::max(most, store.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" +
+                                               pool_name + "'"));
+            // noop_4 has committed the batch with the last event (slices without
+            // events only move on the periodic sweep).
+            return store.recorded() == total &&
+                   store.scalar("SELECT coalesce(max(position), 0) FROM " + store.schema() +
+                                ".orchestratord_checkpoints WHERE projection = 'noop_4'") == total;
+        },
+        60s));
+    INFO(daemon->output());
+    CHECK(most >= 1);
+    CHECK(most <= 2);
+    CHECK_THAT(daemon->output(), Catch::Contains("connection pool for projections max_open=2"));
+    stop_gracefully(*daemon);
+    CHECK(store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") == total);
+    CHECK(store.recorded() == total);
+}
