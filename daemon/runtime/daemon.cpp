@@ -12,6 +12,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -98,6 +99,21 @@ public:
     }
 
 private:
+    // Completion of a long-running coroutine: an exception escaping it is a
+    // bug worth a critical line; either way `then` does the bookkeeping.
+    static auto when_ended(const char* what, std::function<void()> then) {
+        return [what, then = std::move(then)](std::exception_ptr error) {
+            if (error) {
+                try {
+                    std::rethrow_exception(error);
+                } catch (const std::exception& e) {
+                    spdlog::critical("{} ended unexpectedly: {}", what, e.what());
+                }
+            }
+            then();
+        };
+    }
+
     // One cluster member per replica set: each is an independent cluster.
     void start_members() {
         for (const auto& replica_set : config_.replica_sets) {
@@ -105,16 +121,9 @@ private:
                                              ORCHESTRATORD_VERSION};
             auto& member = members_.emplace_back(std::make_unique<cluster::ClusterMember>(io_, settings));
             ++active_members_;
-            asio::co_spawn(io_, member->run(), [this](std::exception_ptr error) {
-                if (error) {
-                    try {
-                        std::rethrow_exception(error);
-                    } catch (const std::exception& e) {
-                        spdlog::critical("a cluster member ended unexpectedly: {}", e.what());
-                    }
-                }
-                if (--active_members_ == 0 && stopping_) finish();
-            });
+            asio::co_spawn(io_, member->run(), when_ended("a cluster member", [this] {
+                               if (--active_members_ == 0 && stopping_) finish();
+                           }));
         }
     }
 
@@ -193,16 +202,9 @@ private:
             auto& runner =
                 runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, handlers_, settings, *instance));
             ++active_runners_;
-            asio::co_spawn(io_, runner->run(), [this](std::exception_ptr error) {
-                if (error) {
-                    try {
-                        std::rethrow_exception(error);
-                    } catch (const std::exception& e) {
-                        spdlog::critical("a projection runner ended unexpectedly: {}", e.what());
-                    }
-                }
-                if (--active_runners_ == 0 && stopping_) stop_members();
-            });
+            asio::co_spawn(io_, runner->run(), when_ended("a projection runner", [this] {
+                               if (--active_runners_ == 0 && stopping_) stop_members();
+                           }));
         }
         // A changed slice assignment wakes the replica set's runners, so they
         // switch at their next batch boundary even when idle.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "support/event_store_fixture.hpp"
+#include "support/stop_gracefully.hpp"
 
 namespace orchestratord::test {
 
@@ -103,14 +104,7 @@ public:
 
     // SIGTERM and wait for a clean exit.
     void stop(int worker) {
-        auto& process = *workers_.at(worker);
-        REQUIRE(process.wait_for_output("ready;", 15s));
-        process.signal(SIGTERM);
-        const auto status = process.wait(15s);
-        INFO(process.output());
-        REQUIRE(status);
-        CHECK(status->exited);
-        CHECK(status->code == 0);
+        stop_gracefully(*workers_.at(worker));
         workers_.erase(worker);
     }
     void kill(int worker) {

@@ -323,14 +323,7 @@ TEST_CASE("replica sets in one process are independent clusters and never share 
                              30s));
     CHECK(store.scalar("SELECT count(*) FROM " + schema + ".recorded") == total);
     CHECK(store.scalar("SELECT count(*) FROM " + schema + ".recorded_beta") == total);
-    for (auto* daemon : {first.get(), second.get()}) {
-        REQUIRE(daemon->wait_for_output("ready;", 15s));
-        daemon->signal(SIGTERM);
-        const auto status = daemon->wait(15s);
-        INFO(daemon->output());
-        REQUIRE(status);
-        CHECK(status->code == 0);
-    }
+    for (auto* daemon : {first.get(), second.get()}) stop_gracefully(*daemon);
     // Same projection name, separate checkpoints (every slice written at the graceful stop).
     CHECK(store.scalar("SELECT count(*) FROM " + schema +
                        ".orchestratord_checkpoints WHERE projection = 'recorder' AND replica_set = 'alpha'") == 64);

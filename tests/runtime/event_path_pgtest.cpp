@@ -14,22 +14,12 @@
 #include <nlohmann/json.hpp>
 
 #include "support/event_store_fixture.hpp"
+#include "support/stop_gracefully.hpp"
 
 using namespace orchestratord::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-void stop_gracefully(ChildProcess& daemon) {
-    // Before "ready" the signal handlers may not be installed yet.
-    REQUIRE(daemon.wait_for_output("ready;", 15s));
-    daemon.signal(SIGTERM);
-    const auto status = daemon.wait(10s);
-    INFO(daemon.output());
-    REQUIRE(status);
-    CHECK(status->exited);
-    CHECK(status->code == 0);
-}
 
 // Every recorded delivery, in the order they were committed.
 std::vector<std::tuple<int64_t, std::string, int64_t>> deliveries(EventStoreFixture& store) {
