@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/dll/shared_library.hpp>
 #include <cstddef>
 #include <cstring>
@@ -126,6 +127,47 @@ std::optional<std::string> check_descriptor(const orch_plugin_desc* desc) {
 
 }  // namespace
 
+namespace {
+
+// dlopen() returns an already loaded object when the *name* matches, so a new
+// version renamed into place under the same path would never be loaded while
+// the old one is in use (and C++ libraries often stay mapped after dlclose).
+// Each load therefore goes through a symbolic link with a name never used
+// before, removed right after; glibc still shares an unchanged file (it also
+// matches loaded objects by device and inode).
+std::shared_ptr<boost::dll::shared_library> open_library(const std::string& path) {
+    static std::atomic<uint64_t> loads{0};
+    // rtld_now: an unresolved symbol fails here, with its name, instead of
+    // crashing the daemon in the middle of a batch later.
+    const auto mode = boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path links = fs::temp_directory_path(ec) / ("orchestratord-plugins-" + std::to_string(::getpid()));
+    fs::create_directories(links, ec);
+    fs::permissions(links, fs::perms::owner_all, ec);
+    const fs::path link = links / (std::to_string(++loads) + "-" + fs::path(path).filename().string());
+    fs::create_symlink(fs::absolute(path), link, ec);
+    if (ec) return std::make_shared<boost::dll::shared_library>(path, mode);  // no temp dir: plain load
+    std::shared_ptr<boost::dll::shared_library> library;
+    std::string failure;
+    try {
+        library = std::make_shared<boost::dll::shared_library>(link, mode);
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    fs::remove(link, ec);
+    if (!failure.empty()) {
+        // Name the operator's file, not the temporary link.
+        for (size_t at = failure.find(link.string()); at != std::string::npos; at = failure.find(link.string())) {
+            failure.replace(at, link.string().size(), path);
+        }
+        throw std::runtime_error(failure);
+    }
+    return library;
+}
+
+}  // namespace
+
 LoadOutcome load_plugin_file(const std::string& path) {
     LoadOutcome outcome;
     if (auto unsafe = unsafe_permissions(path, false)) {
@@ -134,10 +176,7 @@ LoadOutcome load_plugin_file(const std::string& path) {
     }
     std::shared_ptr<boost::dll::shared_library> library;
     try {
-        // rtld_now: an unresolved symbol fails here, with its name, instead of
-        // crashing the daemon in the middle of a batch later.
-        library = std::make_shared<boost::dll::shared_library>(
-            path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+        library = open_library(path);
     } catch (const std::exception& e) {
         outcome.refusal = std::string("cannot be loaded: ") + e.what();
         return outcome;

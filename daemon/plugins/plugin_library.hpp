@@ -16,6 +16,8 @@ public:
 
     const std::string& file() const { return file_; }
     const orch_plugin_desc& descriptor() const { return *descriptor_; }
+    // The same loaded code (not just the same file name or version string).
+    bool same_code_as(const PluginLibrary& other) const { return descriptor_ == other.descriptor_; }
     // The projection's descriptor, or nullptr when the plugin does not declare it.
     const orch_projection_desc* projection(const std::string& name) const;
 

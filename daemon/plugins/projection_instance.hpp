@@ -34,6 +34,7 @@ public:
     const std::string& replica_set() const { return replica_set_; }
     ProjectionMode mode() const { return mode_; }
     const std::string& plugin_file() const;
+    const PluginLibrary& library() const { return *library_; }
 
     // Hands one batch to the plugin. `session` is the batch transaction in
     // transactional mode (required there) and ignored in at-least-once mode.
