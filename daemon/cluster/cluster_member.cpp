@@ -90,6 +90,10 @@ std::string describe(const std::exception_ptr& failure) {
 
 }  // namespace
 
+std::string session_name(const std::string& session_tag, const std::string& role) {
+    return "orchestratord " + session_tag + " " + role;
+}
+
 std::string cluster_channel(const config::EventStoreConfig& store) {
     return "orchestratord_cluster_" + store.schema;
 }
@@ -133,7 +137,8 @@ asio::awaitable<void> ClusterMember::connect() {
     // A heartbeat that takes longer than the self-fencing horizon is useless:
     // the server cancels it and the next tick tries again.
     const auto horizon = settings_.replica_set.stale_worker_timeout - settings_.replica_set.heartbeat_interval;
-    co_await connection_->connect(settings_.conninfo, "orchestratord cluster " + settings_.replica_set.name,
+    co_await connection_->connect(settings_.conninfo,
+                                  session_name(settings_.session_tag, "cluster " + settings_.replica_set.name),
                                   std::max<int64_t>(milliseconds(horizon), 100));
 }
 
@@ -141,17 +146,18 @@ asio::awaitable<void> ClusterMember::register_worker() {
     store::CheckpointStore checkpoints(settings_.event_store);
     co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
                                               static_cast<int32_t>(settings_.replica_set.slices));
-    const auto params =
-        pg::make_params(settings_.replica_set.name, host_name(), std::to_string(::getpid()), settings_.version);
+    const auto params = pg::make_params(settings_.replica_set.name, host_name(), std::to_string(::getpid()),
+                                        settings_.version, settings_.session_tag);
     const auto rows = co_await connection_->exec(
         "INSERT INTO " + store::qualified(settings_.event_store, "orchestratord_workers") +
-            " (replica_set, id, host, pid, version) VALUES ($1, gen_random_uuid(), $2, $3, $4) RETURNING id",
+            " (replica_set, id, host, pid, version, session_tag) VALUES ($1, gen_random_uuid(), $2, $3, $4, $5) "
+            "RETURNING id",
         params, "register the worker");
     worker_id_ = *rows.at(0, 0);
     ownership_.set_owner(worker_id_);
     next_heartbeat_ = std::chrono::steady_clock::now();
-    spdlog::info("worker registered {} host={} pid={} version={}", context(), host_name(), ::getpid(),
-                 settings_.version);
+    spdlog::info("worker registered {} host={} pid={} version={} session_tag={}", context(), host_name(), ::getpid(),
+                 settings_.version, settings_.session_tag);
 }
 
 // Refreshes this worker's row with the database clock, and in the same
@@ -211,6 +217,7 @@ asio::awaitable<void> ClusterMember::heartbeat() {
     if (generation != generation_) need_reconcile_ = true;
     generation_ = generation;
     ownership_.set_generation(generation);
+    stale_seen_ = stale;
     if (stale || !settled || (moving && overdue)) need_coordinate_ = true;
     if (moving) need_reconcile_ = true;
     fence_timer_.cancel();  // re-arm the self-fence watch at the new deadline
@@ -239,10 +246,39 @@ asio::awaitable<void> ClusterMember::notify_cluster() {
                                pg::Params{}, "tell the cluster");
 }
 
+// Ends every session of the processes of stale workers (found by the tag in
+// their application_name). A frozen process can hold slice row locks in an
+// open batch transaction; ending its sessions rolls that back, so the slices
+// can be freed, and nothing it started can commit any more. Only sessions of
+// our own database role: others cannot be signalled without privileges.
+asio::awaitable<void> ClusterMember::end_stale_sessions() {
+    const auto& rs = settings_.replica_set;
+    const auto params = pg::make_params(rs.name, std::to_string(milliseconds(rs.stale_worker_timeout)));
+    const auto ended = co_await connection_->exec(
+        "SELECT w.id::text, count(a.pid) FILTER (WHERE pg_terminate_backend(a.pid)) FROM " +
+            store::qualified(settings_.event_store, "orchestratord_workers") +
+            " w JOIN pg_stat_activity a ON a.application_name LIKE 'orchestratord ' || w.session_tag || ' %' "
+            "AND a.pid <> pg_backend_pid() AND a.usesysid = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
+            "WHERE w.replica_set = $1 AND w.session_tag IS NOT NULL AND w.session_tag <> '' "
+            "AND w.last_heartbeat < now() - $2::int8 * interval '1 millisecond' GROUP BY w.id",
+        params, "end the sessions of stale workers");
+    for (int64_t i = 0; i < ended.rows; ++i) {
+        if (ended.at(i, 1) == "0") continue;
+        spdlog::warn(
+            "ended the database sessions of a stale worker so it can commit nothing more {} stale_worker={} "
+            "sessions={}",
+            context(), ended.at(i, 0).value_or(""), ended.at(i, 1).value_or(""));
+    }
+}
+
 // One coordination attempt: only the worker that locks the replica set row
 // coordinates this tick; the others skip it instead of queueing.
 asio::awaitable<void> ClusterMember::coordinate() {
     const auto& rs = settings_.replica_set;
+    if (stale_seen_) {
+        stale_seen_ = false;
+        co_await end_stale_sessions();
+    }
     const std::string sets = store::qualified(settings_.event_store, "orchestratord_replica_sets");
     const auto started = std::chrono::steady_clock::now();
     const auto name = pg::make_params(rs.name);

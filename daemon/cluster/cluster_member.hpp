@@ -40,7 +40,11 @@ struct MemberSettings {
     config::EventStoreConfig event_store;
     config::ReplicaSetConfig replica_set;
     std::string version;
+    std::string session_tag;  // in the application_name of every session of this process
 };
+
+// The application_name of a session of this process: "orchestratord <tag> <role>".
+std::string session_name(const std::string& session_tag, const std::string& role);
 
 // The NOTIFY channel of coordination changes (new generation, released slices).
 std::string cluster_channel(const config::EventStoreConfig& store);
@@ -64,6 +68,7 @@ private:
     boost::asio::awaitable<void> connect();
     boost::asio::awaitable<void> register_worker();
     boost::asio::awaitable<void> heartbeat();
+    boost::asio::awaitable<void> end_stale_sessions();
     boost::asio::awaitable<void> coordinate();
     boost::asio::awaitable<void> coordinate_locked(int64_t generation);
     boost::asio::awaitable<void> write_generation(int64_t generation, const std::string& live);
@@ -92,6 +97,7 @@ private:
     bool woken_ = false;
     bool need_coordinate_ = true;
     bool need_reconcile_ = true;
+    bool stale_seen_ = false;  // the last heartbeat saw a stale worker
     bool heartbeat_failing_ = false;
     std::chrono::steady_clock::time_point next_heartbeat_{};
 };

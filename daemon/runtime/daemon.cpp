@@ -14,6 +14,7 @@
 #include <csignal>
 #include <functional>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "cluster/cluster_member.hpp"
@@ -22,6 +23,7 @@
 #include "pg/connection_pool.hpp"
 #include "pg/conninfo.hpp"
 #include "plugins/plugin_catalog.hpp"
+#include "plugins/plugin_library.hpp"
 #include "runtime/projection_runner.hpp"
 #include "runtime/projection_set.hpp"
 #include "runtime/wakeup_listener.hpp"
@@ -34,9 +36,16 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string describe(const config::Config& config, const ProjectionSet& projections) {
+std::string random_tag() {
+    std::random_device random;
+    std::string tag;
+    for (int i = 0; i < 3; ++i) tag += fmt::format("{:08x}", random());
+    return tag;
+}
+
+std::string describe(const config::Config& config, size_t projections) {
     return "running: " + std::to_string(config.replica_sets.size()) + " replica set(s), " +
-           std::to_string(projections.instances.size()) + " projection(s)";
+           std::to_string(projections) + " projection(s)";
 }
 
 class Daemon {
@@ -46,8 +55,9 @@ public:
 
     int run() {
         for (const auto& warning : config_.warnings) spdlog::warn("configuration warning: {}", warning);
-        spdlog::info("starting orchestratord pid={} config={} replica_sets={}", ::getpid(),
-                     config_.file.empty() ? "(environment only)" : config_.file, config_.replica_sets.size());
+        spdlog::info("starting orchestratord pid={} config={} replica_sets={} session_tag={}", ::getpid(),
+                     config_.file.empty() ? "(environment only)" : config_.file, config_.replica_sets.size(),
+                     session_tag_);
 
         // Fail fast and clearly when PostgreSQL cannot be reached: the
         // operator sees the masked URL and libpq's reason in one line.
@@ -90,7 +100,7 @@ public:
         if (auto period = notifier_.watchdog_period()) asio::co_spawn(io_, ping_watchdog(*period), asio::detached);
 
         // Log first, then tell systemd: whoever waits for READY=1 finds the line.
-        const std::string status = describe(config_, projections_);
+        const std::string status = describe(config_, runners_.size());
         spdlog::info("ready; {}", status);
         notifier_.ready(status);
         io_.run();
@@ -118,7 +128,7 @@ private:
     void start_members() {
         for (const auto& replica_set : config_.replica_sets) {
             cluster::MemberSettings settings{config_.database.url, config_.event_store, replica_set,
-                                             ORCHESTRATORD_VERSION};
+                                             ORCHESTRATORD_VERSION, session_tag_};
             auto& member = members_.emplace_back(std::make_unique<cluster::ClusterMember>(io_, settings));
             ++active_members_;
             asio::co_spawn(io_, member->run(), when_ended("a cluster member", [this] {
@@ -155,7 +165,7 @@ private:
         }
         pg::PoolSettings pool;
         pool.conninfo = config_.database.url;
-        pool.application_name = "orchestratord projections pid=" + std::to_string(::getpid());
+        pool.application_name = cluster::session_name(session_tag_, "projections");
         // No statement of a batch may outlive coordination_timeout: that is
         // how long a new owner waits for a slice at most, so a stuck statement
         // fails (and is retried) instead of holding the slice indefinitely.
@@ -176,7 +186,8 @@ private:
             channels[cluster::cluster_channel(config_.event_store)] = [this] {
                 for (auto& member : members_) member->coordination_changed();
             };
-            listener_ = std::make_unique<WakeupListener>(io_, config_.database.url, std::move(channels));
+            listener_ = std::make_unique<WakeupListener>(
+                io_, config_.database.url, cluster::session_name(session_tag_, "listener"), std::move(channels));
             asio::co_spawn(io_, listener_->run(), asio::detached);
         }
         for (auto& instance : projections_.instances) {
@@ -199,8 +210,8 @@ private:
                 }
             }
             settings.ownership = &member_of(instance->replica_set()).ownership();
-            auto& runner =
-                runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, handlers_, settings, *instance));
+            auto& runner = runners_.emplace_back(
+                std::make_unique<ProjectionRunner>(io_, handlers_, settings, std::move(instance)));
             ++active_runners_;
             asio::co_spawn(io_, runner->run(), when_ended("a projection runner", [this] {
                                if (--active_runners_ == 0 && stopping_) stop_members();
@@ -299,7 +310,7 @@ private:
             for (const auto& problem : e.problems()) spdlog::error("reload refused: {}", problem);
             spdlog::error("keeping the running configuration");
             spdlog::default_logger()->flush();
-            notifier_.ready(describe(config_, projections_));
+            notifier_.ready(describe(config_, runners_.size()));
             return;
         }
         for (const auto& warning : fresh.warnings) spdlog::warn("configuration warning: {}", warning);
@@ -342,7 +353,7 @@ private:
         }
 
         rescan_plugins();
-        const std::string status = describe(config_, projections_);
+        const std::string status = describe(config_, runners_.size());
         spdlog::info("reload done; {}", status);
         notifier_.ready(status);
     }
@@ -381,9 +392,42 @@ private:
                 }
             }
         }
-        // Running projections keep their instances (and libraries): swapping a
-        // plugin at a batch boundary is not implemented yet.
-        if (changed) spdlog::warn("plugin changes take effect after a restart");
+        // A running projection whose plugin now has different code gets a new
+        // instance, which takes over at its next batch boundary.
+        for (auto& runner : runners_) {
+            const std::string& name = runner->name();
+            const config::ProjectionConfig* projection = nullptr;
+            for (const auto& replica_set : config_.replica_sets) {
+                if (replica_set.name != runner->replica_set()) continue;
+                for (const auto& candidate : replica_set.projections) {
+                    if (candidate.name == name) projection = &candidate;
+                }
+            }
+            const plugins::LoadedPlugin* plugin = projection ? fresh.find(name, projection->plugin) : nullptr;
+            if (plugin == nullptr || plugin->library->same_code_as(runner->instance().library())) continue;
+            try {
+                auto next = std::make_unique<plugins::ProjectionInstance>(*plugin, name, projection->config_json,
+                                                                          runner->replica_set());
+                store::Scope scope;
+                for (const auto& declared : plugin->projections) {
+                    if (declared.name == name) {
+                        scope = {declared.aggregate_types, declared.bounded_contexts, declared.event_types};
+                    }
+                }
+                runner->replace_instance(std::move(next), std::move(scope));
+                spdlog::info(
+                    "reload: replica set \"{}\": projection \"{}\" switches to plugin {} version {} at its next "
+                    "batch boundary",
+                    runner->replica_set(), name, plugin->name, plugin->version);
+            } catch (const std::exception& e) {
+                spdlog::error(
+                    "reload: replica set \"{}\": the new version of projection \"{}\" refused to start, "
+                    "the running one continues: {}",
+                    runner->replica_set(), name, e.what());
+            }
+        }
+        if (changed) spdlog::info("projections added to or removed from the configuration take effect after a restart");
+        scan_ = std::move(fresh);  // old libraries unload once no instance uses them
     }
 
     config::LoadOptions options_;
@@ -406,6 +450,9 @@ private:
     asio::steady_timer drain_timer_{io_};
     bool notify_available_ = false;
     bool stopping_ = false;
+    // Names this process's sessions (application_name) so a coordinator can
+    // end them if this worker is ever removed as stale.
+    std::string session_tag_ = random_tag();
 };
 
 }  // namespace

@@ -83,11 +83,11 @@ std::vector<int32_t> slices_of(const store::EventBatch& batch, size_t begin, siz
 }  // namespace
 
 ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& handlers, RunnerSettings settings,
-                                   plugins::ProjectionInstance& instance)
+                                   std::unique_ptr<plugins::ProjectionInstance> instance)
     : io_(io),
       handlers_(handlers),
       settings_(std::move(settings)),
-      instance_(instance),
+      instance_(std::move(instance)),
       reader_(settings_.event_store,
               [this](const std::vector<store::BlockedWriter>& writers, std::chrono::steady_clock::duration waited) {
                   for (const auto& writer : writers) {
@@ -201,7 +201,7 @@ asio::awaitable<void> ProjectionRunner::prepare() {
     }
     const int64_t lowest = *std::min_element(positions_.begin(), positions_.end());
     spdlog::info("projection starting {} mode={} slices={} lowest_checkpoint={}", context(),
-                 plugins::mode_name(instance_.mode()), slice_count_, lowest);
+                 plugins::mode_name(instance_->mode()), slice_count_, lowest);
     prepared_ = true;
     last_sweep_ = last_progress_ = std::chrono::steady_clock::now();
 }
@@ -332,10 +332,30 @@ asio::awaitable<void> ProjectionRunner::run() {
     spdlog::info("projection stopped {} handled={}", context(), handled_);
 }
 
+void ProjectionRunner::replace_instance(std::unique_ptr<plugins::ProjectionInstance> next, store::Scope scope) {
+    replacement_ = std::move(next);
+    replacement_scope_ = std::move(scope);
+    wake();
+}
+
+// Called between batches only: no handler of this runner is running and no
+// read of the old scope is kept.
+void ProjectionRunner::take_replacement() {
+    if (!replacement_) return;
+    const std::string old_file = instance_->plugin_file();
+    instance_ = std::move(replacement_);  // the old instance (and maybe its library) goes here
+    settings_.scope = std::move(replacement_scope_);
+    prefetched_.reset();
+    last_read_positions_.clear();
+    spdlog::info("projection now runs the new plugin version {} mode={} file={} was={}", context(),
+                 plugins::mode_name(instance_->mode()), instance_->plugin_file(), old_file);
+}
+
 // One step on a connection borrowed from the pool: returns the connection
 // before the caller sleeps, so idle projections hold none. A connection whose
 // state is unknown after an error is closed, so the pool drops it.
 asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step() {
+    take_replacement();  // a batch boundary
     // Nothing to do until the ownership view changes: no connection needed.
     const bool view_changed = settings_.ownership->version() != view_version_ || reload_checkpoints_;
     if (prepared_ && !view_changed && (paused_ || owned_slices_.empty())) {
@@ -410,13 +430,14 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
                                                                int64_t checkpoint) {
     const auto events = batch.pointers(begin, end);
     const auto slices = slices_of(batch, begin, end);
-    const bool transactional = instance_.mode() == plugins::ProjectionMode::transactional;
+    const bool transactional = instance_->mode() == plugins::ProjectionMode::transactional;
     if (transactional) co_await connection_->exec("BEGIN", pg::Params{}, "begin the batch transaction");
     LoopTransaction transaction(io_, *connection_);
     plugins::SqlSession* session = transactional ? &transaction : nullptr;
     // The handler runs on a handler thread; this coroutine resumes on the loop.
     plugins::CallResult result = co_await asio::co_spawn(
-        handlers_, [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_.handle_batch(events, session); },
+        handlers_,
+        [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_->handle_batch(events, session); },
         asio::use_awaitable);
     if (!result.ok) {
         if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the failed batch");

@@ -44,7 +44,7 @@ struct RunnerSettings {
 class ProjectionRunner {
 public:
     ProjectionRunner(boost::asio::io_context& io, boost::asio::thread_pool& handlers, RunnerSettings settings,
-                     plugins::ProjectionInstance& instance);
+                     std::unique_ptr<plugins::ProjectionInstance> instance);
     ~ProjectionRunner();
 
     // Runs until stop(); the in-flight batch is finished (or rolled back) first.
@@ -55,12 +55,17 @@ public:
 
     const std::string& name() const { return settings_.projection.name; }
     const std::string& replica_set() const { return settings_.replica_set.name; }
+    const plugins::ProjectionInstance& instance() const { return *instance_; }
+    // A new version of the plugin (SIGHUP after a rename into place): it takes
+    // over at the next batch boundary; the old instance is destroyed then.
+    void replace_instance(std::unique_ptr<plugins::ProjectionInstance> next, store::Scope scope);
 
 private:
     struct Delivery;
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step();
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step_with_connection();
     boost::asio::awaitable<void> prepare();
+    void take_replacement();
     boost::asio::awaitable<void> follow_ownership();
     boost::asio::awaitable<std::vector<int32_t>> write_checkpoints(const std::vector<int32_t>& slices, int64_t position,
                                                                    bool warn_if_lost = true);
@@ -85,7 +90,9 @@ private:
     boost::asio::io_context& io_;
     boost::asio::thread_pool& handlers_;
     RunnerSettings settings_;
-    plugins::ProjectionInstance& instance_;
+    std::unique_ptr<plugins::ProjectionInstance> instance_;
+    std::unique_ptr<plugins::ProjectionInstance> replacement_;  // waiting for a batch boundary
+    store::Scope replacement_scope_;
     pg::AsyncConnection* connection_ = nullptr;  // borrowed from the pool for the current step
     store::GapSafeReader reader_;
     boost::asio::steady_timer idle_timer_;     // idle waits: ended by wake-ups and stop

@@ -17,9 +17,11 @@ struct WakeupListener::Connection {
     explicit Connection(asio::io_context& io) : pg(io) {}
 };
 
-WakeupListener::WakeupListener(asio::io_context& io, std::string conninfo, Channels channels)
+WakeupListener::WakeupListener(asio::io_context& io, std::string conninfo, std::string application_name,
+                               Channels channels)
     : io_(io),
       conninfo_(std::move(conninfo)),
+      application_name_(std::move(application_name)),
       channels_(std::move(channels)),
       connection_(std::make_shared<Connection>(io)) {}
 
@@ -38,7 +40,7 @@ asio::awaitable<void> WakeupListener::run() {
     asio::steady_timer timer(io_);
     while (!stopping_) {
         try {
-            co_await keep->pg.connect(conninfo_, "orchestratord listener");
+            co_await keep->pg.connect(conninfo_, application_name_);
             for (const auto& [channel, callback] : channels_) {
                 co_await keep->pg.exec("LISTEN " + store::quote_identifier(channel), pg::Params{},
                                        "listen for notifications");

@@ -16,13 +16,14 @@ namespace orchestratord::runtime {
 class WakeupListener {
 public:
     using Channels = std::map<std::string, std::function<void()>>;  // channel -> what to do on NOTIFY
-    WakeupListener(boost::asio::io_context& io, std::string conninfo, Channels channels);
+    WakeupListener(boost::asio::io_context& io, std::string conninfo, std::string application_name, Channels channels);
     boost::asio::awaitable<void> run();
     void stop();
 
 private:
     boost::asio::io_context& io_;
     std::string conninfo_;
+    std::string application_name_;
     Channels channels_;
     void call_all();
     bool stopping_ = false;

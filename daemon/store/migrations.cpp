@@ -170,6 +170,12 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
              "    UNIQUE (replica_set, projection, event_id)\n"
              ");\n"});
+    // Every session of a worker's process carries this tag in its
+    // application_name, so a coordinator can end the sessions of a worker it
+    // removes as stale (a frozen process may hold slice locks in an open
+    // transaction, which would block the takeover).
+    list.push_back({3, "worker session tags (to end a stale worker's sessions)",
+                    "ALTER TABLE " + own(store, "workers") + " ADD COLUMN IF NOT EXISTS session_tag TEXT;\n"});
     return list;
 }
 

@@ -330,3 +330,44 @@ TEST_CASE("replica sets in one process are independent clusters and never share 
     CHECK(store.scalar("SELECT count(*) FROM " + schema +
                        ".orchestratord_checkpoints WHERE projection = 'recorder' AND replica_set = 'beta'") == 64);
 }
+
+TEST_CASE("a stale worker frozen in the middle of a commit does not block the takeover of its slices",
+          "[cluster][I6][frozen]") {
+    ClusterHarness cluster("frozen_commit");
+    cluster.store().append_each(500, 40);
+    Appender appender(cluster.schema());
+    for (int w = 0; w < 2; ++w) cluster.start(w);
+    REQUIRE(cluster.wait_converged(2));
+    const std::string schema = cluster.schema();
+    const auto worker = cluster.store().db().exec(
+        "SELECT id::text, session_tag FROM " + schema + ".orchestratord_workers WHERE pid = $1",
+        {std::to_string(cluster.worker(1).pid())});
+    REQUIRE(worker.rows == 1);
+    REQUIRE(worker.at(0, 1).value_or("").size() > 0);
+    const std::string id = *worker.at(0, 0);
+
+    // A session of worker 1's process inside a batch commit: it holds its
+    // slice rows FOR SHARE. Then the whole process freezes.
+    orchestratord::pg::BlockingConnection frozen(pg_url());
+    frozen.exec("SELECT set_config('application_name', $1, false)",
+                {"orchestratord " + *worker.at(0, 1) + " projections"});
+    frozen.exec("BEGIN");
+    const auto locked = frozen.exec(
+        "SELECT count(*) FROM (SELECT slice FROM " + schema + ".orchestratord_slices WHERE owner = $1 FOR SHARE) s",
+        {id});
+    REQUIRE(*locked.at(0, 0) == "32");
+    cluster.worker(1).signal(SIGSTOP);
+
+    // The survivor ends the frozen process's sessions and takes every slice.
+    REQUIRE(cluster.wait_converged(1, 15s));
+    CHECK_THAT(cluster.worker(0).output(), Catch::Contains("ended the database sessions of a stale worker"));
+    CHECK_THROWS(frozen.exec("SELECT 1"));  // that session is gone, its transaction rolled back
+
+    cluster.worker(1).signal(SIGCONT);
+    REQUIRE(cluster.worker(1).wait_for_output("registering again", 15s));
+    REQUIRE(cluster.wait_converged(2));
+    appender.stop();
+    cluster.check_delivery();
+    cluster.check_never_owned_twice();
+    for (int w = 0; w < 2; ++w) cluster.stop(w);
+}

@@ -141,7 +141,8 @@ TEST_CASE("SIGHUP rescans the plugins directory and reports new and refused plug
     CHECK_THAT(log, Catch::Contains("new plugin plugin=user_directory version=1.0.0"));
     CHECK_THAT(log, Catch::Contains("refused plugin file=" + plugins.file("wrong_abi_major.so")));
     CHECK_THAT(log, Catch::Contains("built for plugin ABI 99.0"));
-    CHECK_THAT(log, Catch::Contains("plugin changes take effect after a restart"));
+    CHECK_THAT(log,
+               Catch::Contains("projections added to or removed from the configuration take effect after a restart"));
     CHECK_FALSE(daemon.process->wait(0ms));  // still running
 
     // The running projection's plugin disappears: reported, and the instance keeps running.

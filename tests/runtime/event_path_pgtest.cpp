@@ -3,13 +3,16 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -334,7 +337,20 @@ TEST_CASE("a daemon never opens more than max_open_conns connections and still h
         {{"ORCHESTRATORD_DATABASE_MAX_OPEN_CONNS", "4"}, {"ORCHESTRATORD_DATABASE_MAX_IDLE_CONNS", "1"}});
     INFO(daemon->output());
     REQUIRE(daemon->wait_for_output("ready;", 15s));
-    const std::string pool_name = "orchestratord projections pid=" + std::to_string(daemon->pid());
+    // Every session of the process is named "orchestratord <session tag> <role>".
+    REQUIRE(store.wait_until(
+        [&] {
+            return store.scalar("SELECT count(*) FROM " + store.schema() +
+                                ".orchestratord_workers WHERE pid = " + std::to_string(daemon->pid())) == 1;
+        },
+        15s));
+    const std::string pool_name =
+        "orchestratord " +
+        *store.db()
+             .exec("SELECT session_tag FROM " + store.schema() + ".orchestratord_workers WHERE pid = $1",
+                   {std::to_string(daemon->pid())})
+             .at(0, 0) +
+        " projections";
     int64_t most = 0;
     const int64_t total = store.head();
     REQUIRE(store.wait_until(
@@ -355,4 +371,49 @@ TEST_CASE("a daemon never opens more than max_open_conns connections and still h
     stop_gracefully(*daemon);
     CHECK(store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") == total);
     CHECK(store.recorded() == total);
+}
+
+TEST_CASE("a plugin renamed into place takes over at a batch boundary after SIGHUP without losing or repeating events",
+          "[event-path][reload]") {
+    EventStoreFixture store("plugin_swap");
+    TempDir plugins;
+    std::filesystem::copy_file(FIXTURE_PLUGIN_DIR "/recorder.so", plugins.file("recorder.so"));
+    store.append_each(500, 25);
+    auto daemon = store.start_daemon(store.config_file(store.recorder(), 20), "daemon.log",
+                                     {{"ORCHESTRATORD_PLUGINS_DIRECTORY", plugins.path()}});
+    REQUIRE(store.wait_until([&] { return store.recorded() == 500; }, 30s));
+
+    // Events keep coming while the new version is installed as documented:
+    // copy under a temporary name, rename into place, SIGHUP.
+    std::atomic<bool> appending{true};
+    std::thread appender([&] {
+        orchestratord::pg::BlockingConnection db(pg_url());
+        for (int i = 0; i < 20 && appending; ++i) {
+            append_events(db, store.schema(), 25, 25);
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    std::filesystem::copy_file(FIXTURE_PLUGIN_DIR "-v2/recorder.so", plugins.file(".recorder.so.new"));
+    std::filesystem::rename(plugins.file(".recorder.so.new"), plugins.file("recorder.so"));
+    daemon->signal(SIGHUP);
+    INFO(daemon->output());
+    REQUIRE(daemon->wait_for_output("now runs the new plugin version", 15s));
+    appender.join();
+    store.append_each(100, 25);  // certainly after the swap
+    const int64_t total = store.head();
+    REQUIRE(store.wait_until([&] { return store.recorded() == total; }, 30s));
+    stop_gracefully(*daemon);
+
+    CHECK(store.scalar("SELECT count(DISTINCT global_position) FROM " + store.schema() + ".recorded") == total);
+    CHECK(store.recorded() == total);
+    // The first 500 by the old version; the last 100 by the new one; one switch in between.
+    CHECK(store.scalar("SELECT count(*) FROM " + store.schema() +
+                       ".recorded WHERE global_position <= 500 AND metadata = 'v2'") == 0);
+    CHECK(store.scalar("SELECT count(*) FROM " + store.schema() + ".recorded WHERE global_position > " +
+                       std::to_string(total - 100) + " AND metadata IS DISTINCT FROM 'v2'") == 0);
+    CHECK(store.scalar("SELECT count(*) FROM (SELECT metadata = 'v2' AS v2, lag(metadata = 'v2') OVER (ORDER BY id) "
+                       "AS before FROM " +
+                       store.schema() + ".recorded) s WHERE v2 IS DISTINCT FROM before AND before IS NOT NULL") == 1);
+    CHECK_THAT(daemon->output(),
+               Catch::Contains("switches to plugin recorder version 0.0.2 at its next batch boundary"));
 }
