@@ -167,17 +167,7 @@ public:
     // How many times each position was handled by the at-least-once projection, over every worker's file.
     std::map<int64_t, int> file_deliveries() {
         std::map<int64_t, int> seen;
-        for (int worker = 0; worker < 16; ++worker) {
-            std::ifstream in(file_of(worker));
-            std::string line;
-            while (std::getline(in, line)) {
-                std::istringstream fields(line);
-                int64_t position = 0;
-                std::string aggregate;
-                int64_t version = 0;
-                if (fields >> position >> aggregate >> version) ++seen[position];  // a torn last line is ignored
-            }
-        }
+        for (int worker = 0; worker < 16; ++worker) count_file_deliveries(file_of(worker), seen);
         return seen;
     }
     // Waits until both projections have handled every appended event.

@@ -161,15 +161,7 @@ TEST_CASE("an at-least-once projection misses nothing across SIGKILLs and repeat
     }
     auto count_lines = [&](std::map<int64_t, int>& seen) {
         seen.clear();
-        std::ifstream in(file);
-        std::string line;
-        while (std::getline(in, line)) {
-            std::istringstream fields(line);
-            int64_t position = 0;
-            std::string aggregate;
-            int64_t version = 0;
-            if (fields >> position >> aggregate >> version) ++seen[position];  // a torn last line is ignored
-        }
+        count_file_deliveries(file, seen);
     };
     auto daemon = store.start_daemon(config, "final.log");
     std::map<int64_t, int> seen;

@@ -8,8 +8,11 @@
 
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -35,6 +38,20 @@ inline void append_events(pg::BlockingConnection& db, const std::string& schema,
                 "gen_random_uuid(), $5, convert_to('{\"n\":' || g || '}', 'UTF8'), '{\"test\":true}'::jsonb "
                 "FROM generate_series(1, $1::int) g",
             {std::to_string(count), std::to_string(aggregates), aggregate_type, context, type});
+}
+
+// Adds to `seen` how many times each position appears in a recorder_file
+// output ("position aggregate version" per line; a torn last line is ignored).
+inline void count_file_deliveries(const std::string& file, std::map<int64_t, int>& seen) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        int64_t position = 0;
+        std::string aggregate;
+        int64_t version = 0;
+        if (fields >> position >> aggregate >> version) ++seen[position];
+    }
 }
 
 class EventStoreFixture {
