@@ -226,31 +226,42 @@ TEST_CASE("a worker that cannot heartbeat stops processing on its own, and resum
     for (int w = 0; w < 2; ++w) cluster.start(w);
     REQUIRE(cluster.wait_converged(2));
     const std::string schema = cluster.schema();
-    const std::string worker_id = *cluster.store()
-                                       .db()
-                                       .exec("SELECT id::text FROM " + schema + ".orchestratord_workers WHERE pid = $1",
-                                             {std::to_string(cluster.worker(0).pid())})
-                                       .at(0, 0);
-    const std::string its_events = "SELECT coalesce(max(r.id), 0) FROM " + schema + ".recorded r JOIN " + schema +
-                                   ".orchestratord_slices s ON s.replica_set = 'test' AND s.slice = "
-                                   "((hashtextextended(r.aggregate_id, 0) % 64 + 64) % 64)::int4 AND s.owner = '" +
-                                   worker_id + "'";
+    // The worker's current id (it registers again under a new one if the
+    // others manage to remove it once the row is free again).
+    auto current_id = [&] {
+        return cluster.store()
+            .db()
+            .exec("SELECT id::text FROM " + schema + ".orchestratord_workers WHERE pid = $1",
+                  {std::to_string(cluster.worker(0).pid())})
+            .at(0, 0)
+            .value_or("");
+    };
+    const std::string worker_id = current_id();
+    REQUIRE_FALSE(worker_id.empty());
+    // The newest recorded event in the slices the worker owns.
+    auto its_events = [&](const std::string& id) {
+        return "SELECT coalesce(max(r.id), 0) FROM " + schema + ".recorded r JOIN " + schema +
+               ".orchestratord_slices s ON s.replica_set = 'test' AND s.slice = "
+               "((hashtextextended(r.aggregate_id, 0) % 64 + 64) % 64)::int4 AND s.owner::text = '" +
+               id + "'";
+    };
 
-    // Hold the worker's row: its heartbeats hang (and the others cannot remove it either).
+    // Hold the worker's row: its heartbeats hang (the others end its sessions but cannot delete the row).
     orchestratord::pg::BlockingConnection blocker(pg_url());
     blocker.exec("BEGIN");
     blocker.exec("SELECT 1 FROM " + schema + ".orchestratord_workers WHERE id = $1 FOR UPDATE", {worker_id});
     REQUIRE(cluster.worker(0).wait_for_output("self-fencing", 10s));
     // Give an in-flight batch time to end, then nothing more may commit for its slices.
     std::this_thread::sleep_for(300ms);
-    const int64_t last_before = cluster.store().scalar(its_events);
+    const int64_t last_before = cluster.store().scalar(its_events(worker_id));
     std::this_thread::sleep_for(700ms);
-    CHECK(cluster.store().scalar(its_events) == last_before);
+    CHECK(cluster.store().scalar(its_events(worker_id)) == last_before);
 
     blocker.exec("ROLLBACK");
     REQUIRE(cluster.worker(0).wait_for_output("heartbeat works again", 10s));
     REQUIRE(cluster.wait_converged(2));
-    REQUIRE(cluster.store().wait_until([&] { return cluster.store().scalar(its_events) > last_before; }, 10s));
+    REQUIRE(cluster.store().wait_until([&] { return cluster.store().scalar(its_events(current_id())) > last_before; },
+                                       10s));
     appender.stop();
     cluster.check_delivery();
     cluster.check_never_owned_twice();
