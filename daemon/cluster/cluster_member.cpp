@@ -1,5 +1,6 @@
 #include "cluster/cluster_member.hpp"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "cluster/slice_assigner.hpp"
+#include "pg/array_literal.hpp"
 #include "pg/async_connection.hpp"
 #include "store/checkpoint_store.hpp"
 #include "store/migrations.hpp"
@@ -45,25 +47,6 @@ std::vector<std::string> array_elements(const std::optional<std::string>& text) 
     }
     if (!current.empty()) out.push_back(current);
     return out;
-}
-
-std::string int_array(const std::vector<int32_t>& values) {
-    std::string text = "{";
-    for (size_t i = 0; i < values.size(); ++i) {
-        if (i > 0) text += ',';
-        text += std::to_string(values[i]);
-    }
-    text += '}';
-    return text;
-}
-
-std::string slice_list(const std::vector<int32_t>& slices) {
-    std::string text;
-    for (int32_t slice : slices) {
-        if (!text.empty()) text += ',';
-        text += std::to_string(slice);
-    }
-    return text;
 }
 
 // A statement failed but the connection is fine (for example lock_timeout).
@@ -386,22 +369,19 @@ asio::awaitable<void> ClusterMember::write_generation(int64_t generation, const 
         holders[static_cast<size_t>(i)] = target_live ? target : owner;
     }
     const auto targets = assign_slices(holders, members);
-    std::string slice_numbers = "{";
-    std::string target_ids = "{";
+    std::vector<int32_t> slice_numbers;
+    std::string target_ids = "{";  // uuid[]: NULL for a slice without a target
     size_t moved = 0;
     for (int64_t i = 0; i < current.rows; ++i) {
         const auto index = static_cast<size_t>(i);
-        if (i > 0) {
-            slice_numbers += ',';
-            target_ids += ',';
-        }
-        slice_numbers += *current.at(i, 0);
+        slice_numbers.push_back(std::stoi(*current.at(i, 0)));
+        if (i > 0) target_ids += ',';
         target_ids += targets[index].empty() ? "NULL" : targets[index];
         if (!targets[index].empty() && targets[index] != *current.at(i, 1)) ++moved;
     }
-    slice_numbers += '}';
     target_ids += '}';
-    const auto write = pg::make_params(rs.name, std::to_string(generation), live, slice_numbers, target_ids);
+    const auto write =
+        pg::make_params(rs.name, std::to_string(generation), live, pg::number_array(slice_numbers), target_ids);
     co_await connection_->exec(
         "WITH g AS (INSERT INTO " + store::qualified(settings_.event_store, "orchestratord_generations") +
             " (replica_set, number, members) VALUES ($1, $2, $3::uuid[])), "
@@ -456,7 +436,7 @@ asio::awaitable<void> ClusterMember::reconcile() {
     }
     for (int32_t slice : taken) ownership_.forget(slice);
     if (!taken.empty()) {
-        spdlog::warn("slices were taken away from this worker {} slices={}", context(), slice_list(taken));
+        spdlog::warn("slices were taken away from this worker {} slices={}", context(), fmt::join(taken, ","));
     }
     const bool may_work = ownership_.may_commit();
     std::vector<int32_t> withdrawn;
@@ -477,10 +457,10 @@ asio::awaitable<void> ClusterMember::reconcile() {
     }
     if (!withdrawn.empty()) {
         spdlog::info("handing slices over: stopping them at the next batch boundary {} slices={}", context(),
-                     slice_list(withdrawn));
+                     fmt::join(withdrawn, ","));
     }
     if (!adopted.empty()) {
-        spdlog::info("resuming slices this worker still owns {} slices={}", context(), slice_list(adopted));
+        spdlog::info("resuming slices this worker still owns {} slices={}", context(), fmt::join(adopted, ","));
     }
     const auto drained = ownership_.drained();
     if (!drained.empty()) co_await release(drained);
@@ -492,13 +472,13 @@ asio::awaitable<void> ClusterMember::release(const std::map<int32_t, int64_t>& s
     for (const auto& [slice, epoch] : slices) numbers.push_back(slice);
     const auto freed = co_await free_slices(
         "s.slice = ANY($3::int4[]) AND s.owner = $2::uuid AND s.target_owner IS DISTINCT FROM $2::uuid",
-        pg::make_params(settings_.replica_set.name, worker_id_, int_array(numbers)), "release slices");
+        pg::make_params(settings_.replica_set.name, worker_id_, pg::number_array(numbers)), "release slices");
     std::vector<int32_t> released;
     for (int64_t i = 0; i < freed.rows; ++i) released.push_back(std::stoi(*freed.at(i, 0)));
     for (int32_t slice : numbers) ownership_.forget(slice);  // the rest is re-read next time
     if (!released.empty()) {
         co_await notify_cluster();
-        spdlog::info("released slices {} slices={} count={}", context(), slice_list(released), released.size());
+        spdlog::info("released slices {} slices={} count={}", context(), fmt::join(released, ","), released.size());
     }
     need_reconcile_ = released.size() != numbers.size();
 }
@@ -523,8 +503,8 @@ asio::awaitable<void> ClusterMember::acquire() {
         acquired.push_back(slice);
     }
     if (!acquired.empty()) {
-        spdlog::info("acquired slices {} slices={} count={} owned={}", context(), slice_list(acquired), acquired.size(),
-                     ownership_.offered_slices().size());
+        spdlog::info("acquired slices {} slices={} count={} owned={}", context(), fmt::join(acquired, ","),
+                     acquired.size(), ownership_.offered_slices().size());
     }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "pg/array_literal.hpp"
 #include "store/migrations.hpp"
 
 namespace orchestratord::store {
@@ -49,20 +50,6 @@ asio::awaitable<std::vector<int64_t>> CheckpointStore::load(pg::AsyncConnection&
     co_return positions;
 }
 
-namespace {
-
-std::string array_of(const std::vector<int32_t>& slices, const std::map<int32_t, int64_t>* epochs) {
-    std::string array = "{";
-    for (size_t i = 0; i < slices.size(); ++i) {
-        if (i > 0) array += ',';
-        array += std::to_string(epochs ? epochs->at(slices[i]) : slices[i]);
-    }
-    array += "}";
-    return array;
-}
-
-}  // namespace
-
 // The fencing check and the write are one statement: the slice rows still
 // owned by this worker at the epoch it acquired them are locked FOR SHARE
 // (so no release or takeover can commit before this transaction ends) and
@@ -75,8 +62,11 @@ asio::awaitable<std::vector<int32_t>> CheckpointStore::advance(pg::AsyncConnecti
                                                                const Fence& fence) {
     std::vector<int32_t> written;
     if (slices.empty()) co_return written;
-    const auto params = pg::make_params(replica_set, projection, array_of(slices, nullptr), std::to_string(position),
-                                        array_of(slices, &fence.epochs), fence.owner);
+    std::vector<int64_t> epochs;
+    epochs.reserve(slices.size());
+    for (int32_t slice : slices) epochs.push_back(fence.epochs.at(slice));
+    const auto params = pg::make_params(replica_set, projection, pg::number_array(slices), std::to_string(position),
+                                        pg::number_array(epochs), fence.owner);
     const auto result = co_await connection.query_prepared(
         "WITH fenced AS (SELECT s.slice FROM " + slices_ +
             " s JOIN unnest($3::int4[], $5::int8[]) AS t(slice, epoch) ON s.slice = t.slice AND s.epoch = t.epoch "

@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <sstream>
 
+#include "pg/array_literal.hpp"
 #include "store/migrations.hpp"
 
 namespace orchestratord::store {
@@ -27,31 +28,6 @@ constexpr int kFinalColumn = 16;
 constexpr int64_t kEmptyWindow = 50000;
 // timestamptz in binary format: microseconds since 2000-01-01 UTC.
 constexpr int64_t kPostgresEpochUs = 946684800000000LL;
-
-std::string text_array(const std::vector<std::string>& items) {
-    // PostgreSQL array literal with every element quoted and escaped.
-    std::string out = "{";
-    for (size_t i = 0; i < items.size(); ++i) {
-        if (i > 0) out += ',';
-        out += '"';
-        for (char c : items[i]) {
-            if (c == '"' || c == '\\') out += '\\';
-            out += c;
-        }
-        out += '"';
-    }
-    return out + "}";
-}
-
-template <typename T>
-std::string number_array(const std::vector<T>& items) {
-    std::string out = "{";
-    for (size_t i = 0; i < items.size(); ++i) {
-        if (i > 0) out += ',';
-        out += std::to_string(items[i]);
-    }
-    return out + "}";
-}
 
 const char* optional_text(const pg::Result& rows, int row, int column) {
     return rows.is_null(row, column) ? nullptr : rows.data(row, column);
@@ -170,16 +146,16 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
         std::vector<int64_t> positions(static_cast<size_t>(request.slice_count), INT64_MAX);
         for (int32_t s : request.owned_slices)
             positions[static_cast<size_t>(s)] = request.positions[static_cast<size_t>(s)];
-        sql << " AND e.global_position > (" << param(number_array(positions)) << "::int8[])[" << slice << " + 1]";
+        sql << " AND e.global_position > (" << param(pg::number_array(positions)) << "::int8[])[" << slice << " + 1]";
     }
     if (!request.scope.aggregate_types.empty()) {
-        sql << " AND e.aggregate_type = ANY(" << param(text_array(request.scope.aggregate_types)) << "::text[])";
+        sql << " AND e.aggregate_type = ANY(" << param(pg::text_array(request.scope.aggregate_types)) << "::text[])";
     }
     if (!request.scope.bounded_contexts.empty()) {
-        sql << " AND e.bounded_context = ANY(" << param(text_array(request.scope.bounded_contexts)) << "::text[])";
+        sql << " AND e.bounded_context = ANY(" << param(pg::text_array(request.scope.bounded_contexts)) << "::text[])";
     }
     if (!request.scope.event_types.empty()) {
-        sql << " AND e.event_type = ANY(" << param(text_array(request.scope.event_types)) << "::text[])";
+        sql << " AND e.event_type = ANY(" << param(pg::text_array(request.scope.event_types)) << "::text[])";
     }
     if (upto) sql << " AND e.global_position <= " << param(std::to_string(*upto));
     sql << " ORDER BY e.global_position";
