@@ -31,26 +31,25 @@ int print_status(const config::Config& config, bool json) {
                 .at(0, 0));
         nlohmann::json out{{"head", head}, {"replica_sets", nlohmann::json::array()}};
         for (const auto& replica_set : config.replica_sets) {
-            const auto row = db.exec("SELECT slices, generation FROM " +
-                                         store::qualified(store, "orchestratord_replica_sets") + " WHERE name = $1",
-                                     {replica_set.name}, "read the replica set");
+            const auto row = db.exec(
+                "SELECT slices, generation FROM " + store::own_table(store, "replica_sets") + " WHERE name = $1",
+                {replica_set.name}, "read the replica set");
             const auto workers = db.exec(
                 "SELECT w.id::text, w.host, w.pid, extract(epoch FROM now() - w.last_heartbeat)::float8, "
                 "extract(epoch FROM now() - w.started_at)::float8, w.version, "
                 "(SELECT count(*) FROM " +
-                    store::qualified(store, "orchestratord_slices") +
+                    store::own_table(store, "slices") +
                     " s WHERE s.replica_set = w.replica_set AND s.owner = w.id), "
                     "(SELECT coalesce(string_agg(s.slice::text, ',' ORDER BY s.slice), '') FROM " +
-                    store::qualified(store, "orchestratord_slices") +
+                    store::own_table(store, "slices") +
                     " s WHERE s.replica_set = w.replica_set AND s.owner = w.id) FROM " +
-                    store::qualified(store, "orchestratord_workers") +
-                    " w WHERE w.replica_set = $1 ORDER BY w.started_at",
+                    store::own_table(store, "workers") + " w WHERE w.replica_set = $1 ORDER BY w.started_at",
                 {replica_set.name}, "read the workers");
             // Slices without an owner, or whose owner is not yet their target: a handoff in progress.
             const auto slices = db.exec(
                 "SELECT count(*) FILTER (WHERE owner IS NULL), "
                 "count(*) FILTER (WHERE owner IS DISTINCT FROM target_owner) FROM " +
-                    store::qualified(store, "orchestratord_slices") + " WHERE replica_set = $1",
+                    store::own_table(store, "slices") + " WHERE replica_set = $1",
                 {replica_set.name}, "read the slices");
             nlohmann::json entry{{"name", replica_set.name},
                                  {"created", row.rows > 0},
@@ -76,17 +75,15 @@ int print_status(const config::Config& config, bool json) {
             for (const auto& projection : replica_set.projections) {
                 const auto checkpoints =
                     db.exec("SELECT coalesce(min(position), 0), coalesce(max(position), 0), count(*) FROM " +
-                                store::qualified(store, "orchestratord_checkpoints") +
-                                " WHERE replica_set = $1 AND projection = $2",
+                                store::own_table(store, "checkpoints") + " WHERE replica_set = $1 AND projection = $2",
                             {replica_set.name, projection.name}, "read checkpoints");
-                const auto state = db.exec("SELECT state, coalesce(reason, '') FROM " +
-                                               store::qualified(store, "orchestratord_projection_state") +
-                                               " WHERE replica_set = $1 AND projection = $2",
-                                           {replica_set.name, projection.name}, "read the projection state");
-                const auto letters =
-                    db.exec("SELECT count(*) FROM " + store::qualified(store, "orchestratord_dead_letters") +
+                const auto state =
+                    db.exec("SELECT state, coalesce(reason, '') FROM " + store::own_table(store, "projection_state") +
                                 " WHERE replica_set = $1 AND projection = $2",
-                            {replica_set.name, projection.name}, "count dead letters");
+                            {replica_set.name, projection.name}, "read the projection state");
+                const auto letters = db.exec("SELECT count(*) FROM " + store::own_table(store, "dead_letters") +
+                                                 " WHERE replica_set = $1 AND projection = $2",
+                                             {replica_set.name, projection.name}, "count dead letters");
                 // Slices without a row have not started: their checkpoint is 0.
                 const int64_t slices_with_rows = number(checkpoints.at(0, 2));
                 const int64_t lowest =

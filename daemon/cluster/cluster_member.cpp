@@ -132,7 +132,7 @@ asio::awaitable<void> ClusterMember::register_worker() {
     const auto params = pg::make_params(settings_.replica_set.name, host_name(), std::to_string(::getpid()),
                                         settings_.version, settings_.session_tag);
     const auto rows = co_await connection_->exec(
-        "INSERT INTO " + store::qualified(settings_.event_store, "orchestratord_workers") +
+        "INSERT INTO " + store::own_table(settings_.event_store, "workers") +
             " (replica_set, id, host, pid, version, session_tag) VALUES ($1, gen_random_uuid(), $2, $3, $4, $5) "
             "RETURNING id",
         params, "register the worker");
@@ -147,10 +147,10 @@ asio::awaitable<void> ClusterMember::register_worker() {
 // statement learns whether anything needs coordinating.
 asio::awaitable<void> ClusterMember::heartbeat() {
     const auto& rs = settings_.replica_set;
-    const std::string workers = store::qualified(settings_.event_store, "orchestratord_workers");
-    const std::string sets = store::qualified(settings_.event_store, "orchestratord_replica_sets");
-    const std::string generations = store::qualified(settings_.event_store, "orchestratord_generations");
-    const std::string slices = store::qualified(settings_.event_store, "orchestratord_slices");
+    const std::string workers = store::own_table(settings_.event_store, "workers");
+    const std::string sets = store::own_table(settings_.event_store, "replica_sets");
+    const std::string generations = store::own_table(settings_.event_store, "generations");
+    const std::string slices = store::own_table(settings_.event_store, "slices");
     const std::string current_generation =
         "(SELECT g.members, g.created_at FROM " + generations + " g JOIN " + sets +
         " r ON r.name = g.replica_set AND r.generation = g.number WHERE r.name = $1)";
@@ -210,8 +210,8 @@ asio::awaitable<void> ClusterMember::heartbeat() {
 // their ownership history. Returns (slice, previous owner) rows.
 asio::awaitable<pg::Rows> ClusterMember::free_slices(const std::string& condition, const pg::Params& params,
                                                      const std::string& purpose) {
-    const std::string slices = store::qualified(settings_.event_store, "orchestratord_slices");
-    const std::string history = store::qualified(settings_.event_store, "orchestratord_slice_history");
+    const std::string slices = store::own_table(settings_.event_store, "slices");
+    const std::string history = store::own_table(settings_.event_store, "slice_history");
     co_return co_await connection_->exec(
         "WITH freed AS (UPDATE " + slices + " s SET owner = NULL, epoch = s.epoch + 1 WHERE s.replica_set = $1 AND (" +
             condition +
@@ -239,7 +239,7 @@ asio::awaitable<void> ClusterMember::end_stale_sessions() {
     const auto params = pg::make_params(rs.name, std::to_string(milliseconds(rs.stale_worker_timeout)));
     const auto ended = co_await connection_->exec(
         "SELECT w.id::text, count(a.pid) FILTER (WHERE pg_terminate_backend(a.pid)) FROM " +
-            store::qualified(settings_.event_store, "orchestratord_workers") +
+            store::own_table(settings_.event_store, "workers") +
             " w JOIN pg_stat_activity a ON a.application_name LIKE 'orchestratord ' || w.session_tag || ' %' "
             "AND a.pid <> pg_backend_pid() AND a.usesysid = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
             "WHERE w.replica_set = $1 AND w.session_tag IS NOT NULL AND w.session_tag <> '' "
@@ -262,7 +262,7 @@ asio::awaitable<void> ClusterMember::coordinate() {
         stale_seen_ = false;
         co_await end_stale_sessions();
     }
-    const std::string sets = store::qualified(settings_.event_store, "orchestratord_replica_sets");
+    const std::string sets = store::own_table(settings_.event_store, "replica_sets");
     const auto started = std::chrono::steady_clock::now();
     const auto name = pg::make_params(rs.name);
     // A batch holding slice rows may delay coordination, never a heartbeat:
@@ -300,8 +300,8 @@ asio::awaitable<void> ClusterMember::coordinate() {
 // The coordinator's work, inside its transaction holding the replica set row.
 asio::awaitable<void> ClusterMember::coordinate_locked(int64_t generation) {
     const auto& rs = settings_.replica_set;
-    const std::string workers = store::qualified(settings_.event_store, "orchestratord_workers");
-    const std::string generations = store::qualified(settings_.event_store, "orchestratord_generations");
+    const std::string workers = store::own_table(settings_.event_store, "workers");
+    const std::string generations = store::own_table(settings_.event_store, "generations");
     const auto name = pg::make_params(rs.name);
     bool notify = false;
     const auto stale_params = pg::make_params(rs.name, std::to_string(milliseconds(rs.stale_worker_timeout)));
@@ -354,7 +354,7 @@ asio::awaitable<void> ClusterMember::coordinate_locked(int64_t generation) {
 // new target owner. Only slices whose target changes are written.
 asio::awaitable<void> ClusterMember::write_generation(int64_t generation, const std::string& live) {
     const auto& rs = settings_.replica_set;
-    const std::string slices = store::qualified(settings_.event_store, "orchestratord_slices");
+    const std::string slices = store::own_table(settings_.event_store, "slices");
     const auto name = pg::make_params(rs.name);
     const auto current =
         co_await connection_->exec("SELECT slice, coalesce(owner::text, ''), coalesce(target_owner::text, '') FROM " +
@@ -383,10 +383,10 @@ asio::awaitable<void> ClusterMember::write_generation(int64_t generation, const 
     const auto write =
         pg::make_params(rs.name, std::to_string(generation), live, pg::number_array(slice_numbers), target_ids);
     co_await connection_->exec(
-        "WITH g AS (INSERT INTO " + store::qualified(settings_.event_store, "orchestratord_generations") +
+        "WITH g AS (INSERT INTO " + store::own_table(settings_.event_store, "generations") +
             " (replica_set, number, members) VALUES ($1, $2, $3::uuid[])), "
             "r AS (UPDATE " +
-            store::qualified(settings_.event_store, "orchestratord_replica_sets") +
+            store::own_table(settings_.event_store, "replica_sets") +
             " SET generation = $2 WHERE name = $1) "
             "UPDATE " +
             slices +
@@ -403,11 +403,11 @@ asio::awaitable<void> ClusterMember::write_generation(int64_t generation, const 
 // are dropped, slices assigned elsewhere are withdrawn and released once the
 // runners are done with them, free slices assigned here are acquired.
 asio::awaitable<void> ClusterMember::reconcile() {
-    const std::string slices = store::qualified(settings_.event_store, "orchestratord_slices");
+    const std::string slices = store::own_table(settings_.event_store, "slices");
     const auto params = pg::make_params(settings_.replica_set.name, worker_id_);
     const auto rows = co_await connection_->exec(
         "SELECT slice, owner IS NOT NULL, epoch, target_owner IS NOT DISTINCT FROM $2::uuid, (SELECT generation FROM " +
-            store::qualified(settings_.event_store, "orchestratord_replica_sets") + " WHERE name = $1) FROM " + slices +
+            store::own_table(settings_.event_store, "replica_sets") + " WHERE name = $1) FROM " + slices +
             " WHERE replica_set = $1 AND (owner = $2::uuid OR (owner IS NULL AND target_owner = $2::uuid))",
         params, "read this worker's slices");
     if (rows.rows > 0) {
@@ -484,8 +484,8 @@ asio::awaitable<void> ClusterMember::release(const std::map<int32_t, int64_t>& s
 }
 
 asio::awaitable<void> ClusterMember::acquire() {
-    const std::string slices = store::qualified(settings_.event_store, "orchestratord_slices");
-    const std::string history = store::qualified(settings_.event_store, "orchestratord_slice_history");
+    const std::string slices = store::own_table(settings_.event_store, "slices");
+    const std::string history = store::own_table(settings_.event_store, "slice_history");
     const auto params = pg::make_params(settings_.replica_set.name, worker_id_);
     const auto taken = co_await connection_->exec(
         "WITH taken AS (UPDATE " + slices +
@@ -515,7 +515,7 @@ asio::awaitable<void> ClusterMember::leave() {
         "s.owner = $2::uuid", pg::make_params(settings_.replica_set.name, worker_id_), "release every slice");
     ownership_.forget_all();
     const auto params = pg::make_params(settings_.replica_set.name, worker_id_);
-    co_await connection_->exec("DELETE FROM " + store::qualified(settings_.event_store, "orchestratord_workers") +
+    co_await connection_->exec("DELETE FROM " + store::own_table(settings_.event_store, "workers") +
                                    " WHERE replica_set = $1 AND id = $2::uuid",
                                params, "unregister the worker");
     co_await notify_cluster();

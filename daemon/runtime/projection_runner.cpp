@@ -189,7 +189,7 @@ asio::awaitable<void> ProjectionRunner::prepare() {
     view_version_ = -1;
     reload_checkpoints_ = false;
 
-    const std::string state_table = store::qualified(settings_.event_store, "orchestratord_projection_state");
+    const std::string state_table = store::own_table(settings_.event_store, "projection_state");
     const auto key = pg::make_params(settings_.replica_set.name, settings_.projection.name);
     const auto state = co_await connection_->exec(
         "SELECT state, coalesce(reason, '') FROM " + state_table + " WHERE replica_set = $1 AND projection = $2", key,
@@ -581,7 +581,7 @@ asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& bat
                                                     const std::string& error, int64_t attempts) {
     const orch_event& event = batch.events[index];
     const int32_t slice = batch.slices[index];
-    const std::string table = store::qualified(settings_.event_store, "orchestratord_dead_letters");
+    const std::string table = store::own_table(settings_.event_store, "dead_letters");
     const auto params = pg::make_params(settings_.replica_set.name, settings_.projection.name, std::to_string(slice),
                                         std::to_string(event.global_position), std::string(event.event_id), error,
                                         std::to_string(attempts));
@@ -602,7 +602,7 @@ asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& bat
 }
 
 asio::awaitable<void> ProjectionRunner::pause(const std::string& reason) {
-    const std::string table = store::qualified(settings_.event_store, "orchestratord_projection_state");
+    const std::string table = store::own_table(settings_.event_store, "projection_state");
     const auto params = pg::make_params(settings_.replica_set.name, settings_.projection.name, reason);
     co_await connection_->exec("INSERT INTO " + table +
                                    " (replica_set, projection, state, reason) VALUES ($1, $2, 'paused', $3) "

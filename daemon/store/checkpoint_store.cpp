@@ -10,9 +10,9 @@ namespace orchestratord::store {
 namespace asio = boost::asio;
 
 CheckpointStore::CheckpointStore(const config::EventStoreConfig& store)
-    : replica_sets_(qualified(store, "orchestratord_replica_sets")),
-      checkpoints_(qualified(store, "orchestratord_checkpoints")),
-      slices_(qualified(store, "orchestratord_slices")) {}
+    : replica_sets_(own_table(store, "replica_sets")),
+      checkpoints_(own_table(store, "checkpoints")),
+      slices_(own_table(store, "slices")) {}
 
 asio::awaitable<int32_t> CheckpointStore::register_replica_set(pg::AsyncConnection& connection,
                                                                const std::string& replica_set,

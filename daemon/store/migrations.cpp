@@ -23,13 +23,9 @@ std::string events_channel(const config::EventStoreConfig& store) {
     return "orchestratord_events_" + store.schema + "_" + store.events_table;
 }
 
-namespace {
-
-std::string own(const config::EventStoreConfig& store, const char* table) {
-    return qualified(store, std::string("orchestratord_") + table);
+std::string own_table(const config::EventStoreConfig& store, const std::string& table) {
+    return qualified(store, "orchestratord_" + table);
 }
-
-}  // namespace
 
 std::vector<Migration> migrations(const config::EventStoreConfig& store) {
     const std::string events = qualified(store, store.events_table);
@@ -81,7 +77,7 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
     // keyed by replica set (docs/design.md explains each).
     list.push_back(
         {2, "orchestratord coordination, checkpoint and dead-letter tables",
-         "CREATE TABLE IF NOT EXISTS " + own(store, "replica_sets") +
+         "CREATE TABLE IF NOT EXISTS " + own_table(store, "replica_sets") +
              " (\n"
              "    name TEXT PRIMARY KEY,\n"
              "    slices INT NOT NULL CHECK (slices > 0),\n"
@@ -89,10 +85,10 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    created_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
              ");\n"
              "CREATE TABLE IF NOT EXISTS " +
-             own(store, "workers") +
+             own_table(store, "workers") +
              " (\n"
              "    replica_set TEXT NOT NULL REFERENCES " +
-             own(store, "replica_sets") +
+             own_table(store, "replica_sets") +
              " (name) ON DELETE CASCADE,\n"
              "    id UUID NOT NULL,\n"
              "    host TEXT NOT NULL,\n"
@@ -103,10 +99,10 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    PRIMARY KEY (replica_set, id)\n"
              ");\n"
              "CREATE TABLE IF NOT EXISTS " +
-             own(store, "generations") +
+             own_table(store, "generations") +
              " (\n"
              "    replica_set TEXT NOT NULL REFERENCES " +
-             own(store, "replica_sets") +
+             own_table(store, "replica_sets") +
              " (name) ON DELETE CASCADE,\n"
              "    number BIGINT NOT NULL,\n"
              "    members UUID[] NOT NULL,\n"
@@ -114,10 +110,10 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    PRIMARY KEY (replica_set, number)\n"
              ");\n"
              "CREATE TABLE IF NOT EXISTS " +
-             own(store, "slices") +
+             own_table(store, "slices") +
              " (\n"
              "    replica_set TEXT NOT NULL REFERENCES " +
-             own(store, "replica_sets") +
+             own_table(store, "replica_sets") +
              " (name) ON DELETE CASCADE,\n"
              "    slice INT NOT NULL,\n"
              "    owner UUID NULL,\n"
@@ -126,7 +122,7 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    PRIMARY KEY (replica_set, slice)\n"
              ");\n"
              "CREATE TABLE IF NOT EXISTS " +
-             own(store, "slice_history") +
+             own_table(store, "slice_history") +
              " (\n"
              "    replica_set TEXT NOT NULL,\n"
              "    slice INT NOT NULL,\n"
@@ -137,7 +133,7 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    PRIMARY KEY (replica_set, slice, epoch)\n"
              ");\n"
              "CREATE TABLE IF NOT EXISTS " +
-             own(store, "checkpoints") +
+             own_table(store, "checkpoints") +
              " (\n"
              "    replica_set TEXT NOT NULL,\n"
              "    projection TEXT NOT NULL,\n"
@@ -147,7 +143,7 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    PRIMARY KEY (replica_set, projection, slice)\n"
              ");\n"
              "CREATE TABLE IF NOT EXISTS " +
-             own(store, "projection_state") +
+             own_table(store, "projection_state") +
              " (\n"
              "    replica_set TEXT NOT NULL,\n"
              "    projection TEXT NOT NULL,\n"
@@ -157,7 +153,7 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
              "    PRIMARY KEY (replica_set, projection)\n"
              ");\n"
              "CREATE TABLE IF NOT EXISTS " +
-             own(store, "dead_letters") +
+             own_table(store, "dead_letters") +
              " (\n"
              "    id BIGSERIAL PRIMARY KEY,\n"
              "    replica_set TEXT NOT NULL,\n"
@@ -175,12 +171,12 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
     // removes as stale (a frozen process may hold slice locks in an open
     // transaction, which would block the takeover).
     list.push_back({3, "worker session tags (to end a stale worker's sessions)",
-                    "ALTER TABLE " + own(store, "workers") + " ADD COLUMN IF NOT EXISTS session_tag TEXT;\n"});
+                    "ALTER TABLE " + own_table(store, "workers") + " ADD COLUMN IF NOT EXISTS session_tag TEXT;\n"});
     return list;
 }
 
 Migration notify_trigger(const config::EventStoreConfig& store) {
-    const std::string function = own(store, std::string("notify_" + store.events_table).c_str());
+    const std::string function = own_table(store, std::string("notify_" + store.events_table).c_str());
     const std::string trigger = quote_identifier("orchestratord_notify_" + store.events_table);
     const std::string channel = events_channel(store);
     // Statement level: one NOTIFY per inserting statement, not per row, and
@@ -217,7 +213,7 @@ std::string migration_script(const config::EventStoreConfig& store, bool with_no
 MigrationReport migrate(pg::BlockingConnection& connection, const config::EventStoreConfig& store,
                         bool with_notify_trigger) {
     MigrationReport report;
-    const std::string ledger = own(store, "schema_migrations");
+    const std::string ledger = own_table(store, "schema_migrations");
     connection.exec("BEGIN", {}, "start the migration transaction");
     try {
         // Concurrent runs queue here, so every CREATE below runs once.

@@ -45,5 +45,8 @@ std::string migration_script(const config::EventStoreConfig& store, bool with_no
 // Double-quotes an identifier (already validated by the config loader).
 std::string quote_identifier(const std::string& name);
 std::string qualified(const config::EventStoreConfig& store, const std::string& table);
+// One of orchestratord's own tables, e.g. own_table(store, "workers") is
+// "schema"."orchestratord_workers".
+std::string own_table(const config::EventStoreConfig& store, const std::string& table);
 
 }  // namespace orchestratord::store
