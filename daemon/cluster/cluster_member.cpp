@@ -49,6 +49,13 @@ std::vector<std::string> array_elements(const std::optional<std::string>& text) 
     return out;
 }
 
+// The one definition of a stale worker (alias: the workers table's alias,
+// param: the placeholder holding stale_worker_timeout in milliseconds). The
+// heartbeat's check, ending the sessions and removing the rows must agree.
+std::string is_stale(const std::string& alias, const std::string& param) {
+    return alias + ".last_heartbeat < now() - " + param + "::int8 * interval '1 millisecond'";
+}
+
 // A statement failed but the connection is fine (for example lock_timeout).
 // Kept out of the coroutines: GCC 12 mis-diagnoses rethrows inside them.
 bool is_sql_error(const std::exception_ptr& failure) {
@@ -164,8 +171,8 @@ asio::awaitable<void> ClusterMember::heartbeat() {
             sets +
             " WHERE name = $1), "
             "(SELECT count(*) FROM " +
-            workers +
-            " w WHERE w.replica_set = $1 AND w.last_heartbeat < now() - $3::int8 * interval '1 millisecond'), "
+            workers + " w WHERE w.replica_set = $1 AND " + is_stale("w", "$3") +
+            "), "
             "coalesce((SELECT array_agg(w.id ORDER BY w.id) FROM " +
             workers +
             " w WHERE w.replica_set = $1) = (SELECT members FROM current_generation), false), "
@@ -243,7 +250,8 @@ asio::awaitable<void> ClusterMember::end_stale_sessions() {
             " w JOIN pg_stat_activity a ON a.application_name LIKE 'orchestratord ' || w.session_tag || ' %' "
             "AND a.pid <> pg_backend_pid() AND a.usesysid = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
             "WHERE w.replica_set = $1 AND w.session_tag IS NOT NULL AND w.session_tag <> '' "
-            "AND w.last_heartbeat < now() - $2::int8 * interval '1 millisecond' GROUP BY w.id",
+            "AND " +
+            is_stale("w", "$2") + " GROUP BY w.id",
         params, "end the sessions of stale workers");
     for (int64_t i = 0; i < ended.rows; ++i) {
         if (ended.at(i, 1) == "0") continue;
@@ -306,9 +314,8 @@ asio::awaitable<void> ClusterMember::coordinate_locked(int64_t generation) {
     bool notify = false;
     const auto stale_params = pg::make_params(rs.name, std::to_string(milliseconds(rs.stale_worker_timeout)));
     const auto stale = co_await connection_->exec(
-        "DELETE FROM " + workers +
-            " WHERE replica_set = $1 AND last_heartbeat < now() - $2::int8 * interval '1 millisecond' "
-            "RETURNING id, host, pid, extract(epoch FROM now() - last_heartbeat)::float8",
+        "DELETE FROM " + workers + " w WHERE w.replica_set = $1 AND " + is_stale("w", "$2") +
+            " RETURNING w.id, w.host, w.pid, extract(epoch FROM now() - w.last_heartbeat)::float8",
         stale_params, "remove stale workers");
     for (int64_t i = 0; i < stale.rows; ++i) {
         spdlog::warn("removed a stale worker {} stale_worker={} stale_host={} stale_pid={} silent_s={:.1f}", context(),
@@ -323,8 +330,8 @@ asio::awaitable<void> ClusterMember::coordinate_locked(int64_t generation) {
         spdlog::info("freed slices of workers that are gone {} slices={}", context(), orphaned.rows);
     }
     const auto live = co_await connection_->exec(
-        "SELECT coalesce(array_agg(id ORDER BY id), '{}')::text, count(*) FROM " + workers + " WHERE replica_set = $1",
-        name, "list live workers");
+        "SELECT coalesce(array_agg(id ORDER BY id), '{}')::text FROM " + workers + " WHERE replica_set = $1", name,
+        "list live workers");
     const auto gen_params =
         pg::make_params(rs.name, std::to_string(generation), std::to_string(milliseconds(rs.coordination_timeout)));
     const auto last = co_await connection_->exec(
