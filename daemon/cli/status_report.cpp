@@ -37,10 +37,7 @@ int print_status(const config::Config& config, bool json) {
             const auto workers = db.exec(
                 "SELECT w.id::text, w.host, w.pid, extract(epoch FROM now() - w.last_heartbeat)::float8, "
                 "extract(epoch FROM now() - w.started_at)::float8, w.version, "
-                "(SELECT count(*) FROM " +
-                    store::own_table(store, "slices") +
-                    " s WHERE s.replica_set = w.replica_set AND s.owner = w.id), "
-                    "(SELECT coalesce(string_agg(s.slice::text, ',' ORDER BY s.slice), '') FROM " +
+                "(SELECT coalesce(string_agg(s.slice::text, ',' ORDER BY s.slice), '') FROM " +
                     store::own_table(store, "slices") +
                     " s WHERE s.replica_set = w.replica_set AND s.owner = w.id) FROM " +
                     store::own_table(store, "workers") + " w WHERE w.replica_set = $1 ORDER BY w.started_at",
@@ -61,7 +58,7 @@ int print_status(const config::Config& config, bool json) {
                                  {"projections", nlohmann::json::array()}};
             for (int64_t w = 0; w < workers.rows; ++w) {
                 nlohmann::json owned = nlohmann::json::array();
-                std::stringstream list(workers.at(w, 7).value_or(""));
+                std::stringstream list(workers.at(w, 6).value_or(""));
                 for (std::string slice; std::getline(list, slice, ',');) owned.push_back(std::stoi(slice));
                 entry["workers"].push_back({{"id", workers.at(w, 0).value_or("")},
                                             {"host", workers.at(w, 1).value_or("")},
@@ -69,7 +66,7 @@ int print_status(const config::Config& config, bool json) {
                                             {"heartbeat_age_s", std::stod(workers.at(w, 3).value_or("0"))},
                                             {"uptime_s", std::stod(workers.at(w, 4).value_or("0"))},
                                             {"version", workers.at(w, 5).value_or("")},
-                                            {"slices_owned", number(workers.at(w, 6))},
+                                            {"slices_owned", owned.size()},
                                             {"slices", owned}});
             }
             for (const auto& projection : replica_set.projections) {

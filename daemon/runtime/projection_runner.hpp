@@ -61,7 +61,6 @@ public:
     void replace_instance(std::unique_ptr<plugins::ProjectionInstance> next, store::Scope scope);
 
 private:
-    struct Delivery;
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step();
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step_with_connection();
     boost::asio::awaitable<void> prepare();
