@@ -3,26 +3,20 @@
 // (RUN_SERIAL): restarting the server cuts every test's connections.
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
-
 #include "cluster/cluster_harness.hpp"
+#include "support/pg_restart.hpp"
 
 using namespace orchestratord::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("three workers survive a PostgreSQL restart without losing or repeating events", "[cluster][pg-restart]") {
-    const char* pg_dir = std::getenv("TEST_PG_DIR");
-    const char* pg_script = std::getenv("TEST_PG_SCRIPT");
-    if (pg_dir == nullptr || pg_script == nullptr) FAIL("run through scripts/test.sh, which sets TEST_PG_DIR");
     auto cluster = std::make_unique<ClusterHarness>("cluster_restart");
     cluster->store().append_each(1000, 40);
     auto appender = std::make_unique<Appender>(cluster->schema());
     for (int w = 0; w < 3; ++w) cluster->start(w);
     REQUIRE(cluster->wait_converged(3));
 
-    const auto restarted = run_command({pg_script, "restart", pg_dir}, {}, 120s);
-    INFO(restarted.output);
-    REQUIRE(restarted.status.code == 0);
+    restart_postgres();
     // The fixture's connection was cut too; the harness's queries below need a new one.
     cluster->store().db() = orchestratord::pg::BlockingConnection(pg_url());
 

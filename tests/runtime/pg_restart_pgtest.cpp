@@ -4,25 +4,20 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
-#include <cstdlib>
 
 #include "support/event_store_fixture.hpp"
+#include "support/pg_restart.hpp"
 
 using namespace orchestratord::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("a worker survives a PostgreSQL restart without losing or repeating events", "[event-path][pg-restart]") {
-    const char* pg_dir = std::getenv("TEST_PG_DIR");
-    const char* pg_script = std::getenv("TEST_PG_SCRIPT");
-    if (pg_dir == nullptr || pg_script == nullptr) FAIL("run through scripts/test.sh, which sets TEST_PG_DIR");
     std::unique_ptr<EventStoreFixture> store = std::make_unique<EventStoreFixture>("server_restart");
     store->append_each(2000, 40);
     auto daemon = store->start_daemon(store->config_file(store->recorder(), 20));
     REQUIRE(store->wait_until([&] { return store->recorded() > 0; }, 15s));
 
-    const auto restarted = run_command({pg_script, "restart", pg_dir}, {}, 120s);
-    INFO(restarted.output);
-    REQUIRE(restarted.status.code == 0);
+    restart_postgres();
 
     // The fixture's own connection was cut too: use a new one.
     orchestratord::pg::BlockingConnection db(pg_url());
