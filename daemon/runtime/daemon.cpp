@@ -203,11 +203,8 @@ private:
                     if (projection.name == instance->name()) settings.projection = projection;
                 }
             }
-            if (const auto* plugin = scan_.find(instance->name())) {
-                for (const auto& declared : plugin->projections) {
-                    if (declared.name != instance->name()) continue;
-                    settings.scope = {declared.aggregate_types, declared.bounded_contexts, declared.event_types};
-                }
+            if (const auto* plugin = scan_.find(instance->name(), settings.projection.plugin)) {
+                settings.scope = declared_scope(*plugin, instance->name());
             }
             settings.ownership = &member_of(instance->replica_set()).ownership();
             auto& runner = runners_.emplace_back(
@@ -396,25 +393,12 @@ private:
         // instance, which takes over at its next batch boundary.
         for (auto& runner : runners_) {
             const std::string& name = runner->name();
-            const config::ProjectionConfig* projection = nullptr;
-            for (const auto& replica_set : config_.replica_sets) {
-                if (replica_set.name != runner->replica_set()) continue;
-                for (const auto& candidate : replica_set.projections) {
-                    if (candidate.name == name) projection = &candidate;
-                }
-            }
-            const plugins::LoadedPlugin* plugin = projection ? fresh.find(name, projection->plugin) : nullptr;
+            const plugins::LoadedPlugin* plugin = fresh.find(name, runner->projection().plugin);
             if (plugin == nullptr || plugin->library->same_code_as(runner->instance().library())) continue;
             try {
-                auto next = std::make_unique<plugins::ProjectionInstance>(*plugin, name, projection->config_json,
-                                                                          runner->replica_set());
-                store::Scope scope;
-                for (const auto& declared : plugin->projections) {
-                    if (declared.name == name) {
-                        scope = {declared.aggregate_types, declared.bounded_contexts, declared.event_types};
-                    }
-                }
-                runner->replace_instance(std::move(next), std::move(scope));
+                auto next = std::make_unique<plugins::ProjectionInstance>(
+                    *plugin, name, runner->projection().config_json, runner->replica_set());
+                runner->replace_instance(std::move(next), declared_scope(*plugin, name));
                 spdlog::info(
                     "reload: replica set \"{}\": projection \"{}\" switches to plugin {} version {} at its next "
                     "batch boundary",

@@ -55,6 +55,7 @@ public:
 
     const std::string& name() const { return settings_.projection.name; }
     const std::string& replica_set() const { return settings_.replica_set.name; }
+    const config::ProjectionConfig& projection() const { return settings_.projection; }
     const plugins::ProjectionInstance& instance() const { return *instance_; }
     // A new version of the plugin (SIGHUP after a rename into place): it takes
     // over at the next batch boundary; the old instance is destroyed then.

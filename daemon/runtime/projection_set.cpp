@@ -27,6 +27,14 @@ ProjectionSet build_projection_set(const config::Config& config, const plugins::
     return set;
 }
 
+store::Scope declared_scope(const plugins::LoadedPlugin& plugin, const std::string& projection) {
+    for (const auto& declared : plugin.projections) {
+        if (declared.name == projection)
+            return {declared.aggregate_types, declared.bounded_contexts, declared.event_types};
+    }
+    return {};
+}
+
 void log_plugin_scan(const plugins::PluginScan& scan) {
     if (scan.directory_error) {
         spdlog::error("refusing the plugins directory: {}", *scan.directory_error);

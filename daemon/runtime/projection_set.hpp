@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "plugins/plugin_catalog.hpp"
 #include "plugins/projection_instance.hpp"
+#include "store/gap_safe_reader.hpp"
 
 namespace orchestratord::runtime {
 
@@ -17,6 +18,9 @@ struct ProjectionSet {
 };
 
 ProjectionSet build_projection_set(const config::Config& config, const plugins::PluginScan& scan);
+
+// The scope a plugin declares for `projection` (empty lists: everything).
+store::Scope declared_scope(const plugins::LoadedPlugin& plugin, const std::string& projection);
 
 // Logs the outcome of a plugin scan: one line per plugin loaded, one error per file refused.
 void log_plugin_scan(const plugins::PluginScan& scan);
