@@ -217,17 +217,12 @@ asio::awaitable<void> ProjectionRunner::follow_ownership() {
     std::vector<int32_t> leaving;
     std::set_difference(owned_slices_.begin(), owned_slices_.end(), view.slices.begin(), view.slices.end(),
                         std::back_inserter(leaving));
-    std::map<int64_t, std::vector<int32_t>> behind;
-    for (int32_t s : leaving) {
-        const auto index = static_cast<size_t>(s);
-        if (positions_[index] > written_[index] && fence_.epochs.count(s) > 0) behind[positions_[index]].push_back(s);
-    }
     // Only positions advanced by reads that found nothing for these slices
     // are unwritten here (handled events are checkpointed with their batch),
     // so this write just saves the next owner a re-scan. When we were idle
     // the member did not wait for us and the slice may be released already:
     // then the fencing check refuses the write, as it should, quietly.
-    for (const auto& [position, slices] : behind) co_await write_checkpoints(slices, position, false);
+    co_await write_unwritten_positions(leaving, false);
 
     std::vector<int32_t> arriving;
     if (reload_checkpoints_) {
@@ -624,13 +619,19 @@ asio::awaitable<void> ProjectionRunner::housekeeping() {
 // does not rescan long ranges for them.
 asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
     last_sweep_ = std::chrono::steady_clock::now();
-    // Group slices by position: usually they all share one.
+    co_await write_unwritten_positions(owned_slices_, true);
+}
+
+// Writes the checkpoints of `slices` whose handled position is ahead of the
+// last one written, one statement per position (usually they all share one).
+asio::awaitable<void> ProjectionRunner::write_unwritten_positions(const std::vector<int32_t>& slices,
+                                                                  bool warn_if_lost) {
     std::map<int64_t, std::vector<int32_t>> behind;
-    for (int32_t s : owned_slices_) {
+    for (int32_t s : slices) {
         const auto index = static_cast<size_t>(s);
         if (positions_[index] > written_[index]) behind[positions_[index]].push_back(s);
     }
-    for (const auto& [position, slices] : behind) co_await write_checkpoints(slices, position);
+    for (const auto& [position, group] : behind) co_await write_checkpoints(group, position, warn_if_lost);
 }
 
 asio::awaitable<void> ProjectionRunner::report_progress() {

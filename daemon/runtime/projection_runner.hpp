@@ -77,6 +77,7 @@ private:
                                              int64_t attempts);
     boost::asio::awaitable<void> pause(const std::string& reason);
     boost::asio::awaitable<void> sweep_checkpoints();
+    boost::asio::awaitable<void> write_unwritten_positions(const std::vector<int32_t>& slices, bool warn_if_lost);
     boost::asio::awaitable<void> sleep(std::chrono::milliseconds duration);
     boost::asio::awaitable<void> back_off(std::chrono::milliseconds duration);
     boost::asio::awaitable<plugins::CallResult> deliver_with_retries(const store::EventBatch& batch, size_t begin,
