@@ -113,6 +113,16 @@ std::chrono::steady_clock::time_point ProjectionRunner::read_not_before(const st
     return last_wake_at_;
 }
 
+// Reads (or shares) a batch and remembers when and from where, for the next
+// read's not_before rule.
+asio::awaitable<std::shared_ptr<const store::EventBatch>> ProjectionRunner::read_batch(
+    pg::AsyncConnection& connection, const store::ReadRequest& request) {
+    auto batch = co_await settings_.coalescer->read(reader_, connection, request, read_not_before(request.positions));
+    last_read_at_ = std::chrono::steady_clock::now();
+    last_read_positions_ = request.positions;
+    co_return batch;
+}
+
 std::string ProjectionRunner::context() const {
     const auto& ownership = *settings_.ownership;
     std::string text = "replica_set=" + settings_.replica_set.name + " projection=" + settings_.projection.name;
@@ -390,9 +400,7 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
                                    settings_.replica_set.batch_size};
         wake_pending_ = false;  // this read sees everything committed before it
-        read = co_await settings_.coalescer->read(reader_, *connection_, request, read_not_before(positions_));
-        last_read_at_ = std::chrono::steady_clock::now();
-        last_read_positions_ = positions_;
+        read = co_await read_batch(*connection_, request);
     }
     const store::EventBatch& batch = *read;
     if (batch.events.empty()) {
@@ -484,10 +492,7 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
         io_,
         [this, prefetch, next, lease = std::move(*second)]() mutable -> asio::awaitable<void> {
             try {
-                prefetch->batch = co_await settings_.coalescer->read(reader_, lease.connection(), next,
-                                                                     read_not_before(next.positions));
-                last_read_at_ = std::chrono::steady_clock::now();
-                last_read_positions_ = next.positions;
+                prefetch->batch = co_await read_batch(lease.connection(), next);
             } catch (const std::exception& e) {
                 // The connection is in an unknown state: the pool drops it.
                 spdlog::debug("prefetch failed {} error=\"{}\"", context(), e.what());

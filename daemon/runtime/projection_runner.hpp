@@ -67,6 +67,8 @@ private:
     boost::asio::awaitable<void> prepare();
     void take_replacement();
     boost::asio::awaitable<void> follow_ownership();
+    boost::asio::awaitable<std::shared_ptr<const store::EventBatch>> read_batch(pg::AsyncConnection& connection,
+                                                                                const store::ReadRequest& request);
     boost::asio::awaitable<std::vector<int32_t>> write_checkpoints(const std::vector<int32_t>& slices, int64_t position,
                                                                    bool warn_if_lost = true);
     boost::asio::awaitable<void> handle_and_prefetch(const store::EventBatch& batch);
