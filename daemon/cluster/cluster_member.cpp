@@ -435,11 +435,11 @@ asio::awaitable<void> ClusterMember::reconcile() {
         auto found = mine.find(slice);
         return found != mine.end() && found->second.first == epoch;
     };
-    for (const auto& [slice, epoch] : std::map<int32_t, int64_t>(ownership_.offered_slices())) {
+    for (const auto& [slice, epoch] : ownership_.offered_slices()) {
         if (!still_ours(slice, epoch)) taken.push_back(slice);
     }
-    for (const auto& [slice, epoch] : std::map<int32_t, int64_t>(ownership_.withdrawn_slices())) {
-        if (!still_ours(slice, epoch)) taken.push_back(slice);
+    for (const auto& [slice, withdrawal] : ownership_.withdrawn_slices()) {
+        if (!still_ours(slice, withdrawal.epoch)) taken.push_back(slice);
     }
     for (int32_t slice : taken) ownership_.forget(slice);
     if (!taken.empty()) {

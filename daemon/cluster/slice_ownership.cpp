@@ -12,13 +12,11 @@ void SliceOwnership::set_owner(const std::string& owner) {
     owner_ = owner;
     offered_.clear();
     withdrawn_.clear();
-    withdrawn_at_.clear();
     changed();
 }
 
 void SliceOwnership::offer(int32_t slice, int64_t epoch) {
     withdrawn_.erase(slice);
-    withdrawn_at_.erase(slice);
     offered_[slice] = epoch;
     changed();
 }
@@ -26,16 +24,15 @@ void SliceOwnership::offer(int32_t slice, int64_t epoch) {
 void SliceOwnership::withdraw(int32_t slice) {
     auto found = offered_.find(slice);
     if (found == offered_.end()) return;
-    withdrawn_[slice] = found->second;
+    const int64_t epoch = found->second;
     offered_.erase(found);
     changed();
-    withdrawn_at_[slice] = version_;
+    withdrawn_[slice] = {epoch, version_};
 }
 
 void SliceOwnership::forget(int32_t slice) {
     const bool was_offered = offered_.erase(slice) > 0;
     withdrawn_.erase(slice);
-    withdrawn_at_.erase(slice);
     if (was_offered) changed();
 }
 
@@ -43,19 +40,17 @@ void SliceOwnership::forget_all() {
     const bool any = !offered_.empty();
     offered_.clear();
     withdrawn_.clear();
-    withdrawn_at_.clear();
     if (any) changed();
 }
 
 std::map<int32_t, int64_t> SliceOwnership::drained() const {
     std::map<int32_t, int64_t> ready;
-    for (const auto& [slice, epoch] : withdrawn_) {
-        const int64_t since = withdrawn_at_.at(slice);
+    for (const auto& [slice, withdrawal] : withdrawn_) {
         bool safe = true;
         for (const auto& slot : slots_) {
-            if (slot.busy && slot.acknowledged < since) safe = false;
+            if (slot.busy && slot.acknowledged < withdrawal.since) safe = false;
         }
-        if (safe) ready[slice] = epoch;
+        if (safe) ready[slice] = withdrawal.epoch;
     }
     return ready;
 }

@@ -42,7 +42,11 @@ public:
     bool offered(int32_t slice) const { return offered_.count(slice) > 0; }
     bool withdrawn(int32_t slice) const { return withdrawn_.count(slice) > 0; }
     const std::map<int32_t, int64_t>& offered_slices() const { return offered_; }
-    const std::map<int32_t, int64_t>& withdrawn_slices() const { return withdrawn_; }
+    struct Withdrawal {
+        int64_t epoch = 0;  // the ownership epoch it was held at
+        int64_t since = 0;  // the first view version without it
+    };
+    const std::map<int32_t, Withdrawal>& withdrawn_slices() const { return withdrawn_; }
     // Withdrawn slices no runner can still commit for, with their epochs.
     std::map<int32_t, int64_t> drained() const;
     // Self-fencing: after this moment nothing may be committed.
@@ -74,8 +78,7 @@ private:
 
     std::string owner_;
     std::map<int32_t, int64_t> offered_;
-    std::map<int32_t, int64_t> withdrawn_;     // slice -> epoch
-    std::map<int32_t, int64_t> withdrawn_at_;  // slice -> view version without it
+    std::map<int32_t, Withdrawal> withdrawn_;
     std::vector<Slot> slots_;
     int64_t version_ = 0;
     int64_t generation_ = -1;
