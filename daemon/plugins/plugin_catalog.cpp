@@ -1,5 +1,6 @@
 #include "plugins/plugin_catalog.hpp"
 
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,20 +143,29 @@ std::shared_ptr<boost::dll::shared_library> open_library(const std::string& path
     const auto mode = boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local;
     namespace fs = std::filesystem;
     std::error_code ec;
-    const fs::path links = fs::temp_directory_path(ec) / ("orchestratord-plugins-" + std::to_string(::getpid()));
-    fs::create_directories(links, ec);
-    fs::permissions(links, fs::perms::owner_all, ec);
-    const fs::path link = links / (std::to_string(++loads) + "-" + fs::path(path).filename().string());
+    // A private directory made for this load (mkdtemp: unpredictable name,
+    // mode 0700), so nobody else can swap the link before dlopen follows it.
+    std::string links = (fs::temp_directory_path(ec) / "orchestratord-plugin-XXXXXX").string();
+    if (ec || ::mkdtemp(links.data()) == nullptr) {
+        return std::make_shared<boost::dll::shared_library>(path, mode);  // no temp dir: plain load
+    }
+    // The counter keeps the name unique for the life of the process, even if
+    // a directory name came back after an earlier one was removed.
+    const fs::path link = fs::path(links) / (std::to_string(++loads) + "-" + fs::path(path).filename().string());
     fs::create_symlink(fs::absolute(path), link, ec);
-    if (ec) return std::make_shared<boost::dll::shared_library>(path, mode);  // no temp dir: plain load
     std::shared_ptr<boost::dll::shared_library> library;
     std::string failure;
+    if (ec) {
+        fs::remove(links, ec);
+        return std::make_shared<boost::dll::shared_library>(path, mode);
+    }
     try {
         library = std::make_shared<boost::dll::shared_library>(link, mode);
     } catch (const std::exception& e) {
         failure = e.what();
     }
     fs::remove(link, ec);
+    fs::remove(links, ec);
     if (!failure.empty()) {
         // Name the operator's file, not the temporary link.
         for (size_t at = failure.find(link.string()); at != std::string::npos; at = failure.find(link.string())) {

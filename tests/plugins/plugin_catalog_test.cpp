@@ -3,6 +3,7 @@
 #include <orchestratord/plugin_abi.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "plugins/plugin_catalog.hpp"
@@ -239,4 +240,25 @@ TEST_CASE("the library stays loaded while a projection instance made from it liv
     CHECK(instance->handle_batch({&event}, nullptr).ok);
     CHECK(instance->reset(nullptr).ok);
     instance.reset();
+}
+
+TEST_CASE("loading plugins leaves nothing behind in the temporary directory", "[plugins]") {
+    // Each load goes through a private link directory made for it (mkdtemp)
+    // and removed right after.
+    TempDir dir;
+    TempDir tmp;
+    sample(dir, "event_counter.so");
+    const char* previous = std::getenv("TMPDIR");
+    const std::string saved = previous ? previous : "";
+    ::setenv("TMPDIR", tmp.path().c_str(), 1);
+    const PluginScan first = scan_plugins(dir.path());
+    const PluginScan second = scan_plugins(dir.path());
+    if (previous) {
+        ::setenv("TMPDIR", saved.c_str(), 1);
+    } else {
+        ::unsetenv("TMPDIR");
+    }
+    CHECK(first.plugins.size() == 1);
+    CHECK(second.plugins.size() == 1);
+    CHECK(std::filesystem::is_empty(tmp.path()));
 }
