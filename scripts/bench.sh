@@ -147,10 +147,15 @@ settled_events_read() {
   done
   echo "$current"
 }
+seed_checkpoints() {  # seed_checkpoints REPLICA_SET PROJECTION POSITION: every slice starts there
+  # The row of the nil writer holds positions no live worker holds (docs/cluster.md).
+  sql "INSERT INTO orchestratord_progress (replica_set, projection, writer, positions)
+       VALUES ('$1', '$2', '00000000-0000-0000-0000-000000000000', array_fill($3::int8, ARRAY[64]))" >/dev/null
+}
 at_head() {  # at_head PROJECTIONS -> rows read per appended event
   local name="head$1"
-  sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
-       SELECT '$name', 'noop_' || p, s, $head FROM generate_series(0, $(( $1 - 1 ))) p, generate_series(0, 63) s" >/dev/null
+  local p
+  for ((p = 0; p < $1; p++)); do seed_checkpoints "$name" "noop_$p" "$head"; done
   start_daemon "$(config "$name" 100 "$(noop_projections "$1")")"
   sleep 1
   local before=$(settled_events_read)
@@ -175,8 +180,7 @@ head=$(sql "SELECT max(global_position) FROM events")
 
 log "append-to-handle latency with NOTIFY at 1,000 appends/s"
 sql "TRUNCATE recorded"
-sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
-     SELECT 'latency', 'recorder', s, $head FROM generate_series(0, 63) s"
+seed_checkpoints latency recorder "$head"
 start_daemon "$(config latency 100 "      - name: recorder
         config: {table: recorded}")"
 sleep 1
@@ -229,9 +233,9 @@ wait_converged() {  # wait_converged REPLICA_SET WORKERS
   done
 }
 start_at_head() {  # start_at_head REPLICA_SET: both projections start at the current head
-  sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
-       SELECT '$1', p, s, (SELECT max(global_position) FROM events)
-       FROM unnest(ARRAY['noop_0', 'recorder_file']) p, generate_series(0, 63) s" >/dev/null
+  local head_now=$(sql "SELECT max(global_position) FROM events")
+  seed_checkpoints "$1" noop_0 "$head_now"
+  seed_checkpoints "$1" recorder_file "$head_now"
 }
 
 log "cluster: failover after SIGKILL (1s heartbeat, 5s stale timeout)"
@@ -279,8 +283,7 @@ caught_up() {  # caught_up REPLICA_SET
        ON c.replica_set = '$1' AND c.projection = 'noop_0' AND c.slice = h.slice AND c.position >= h.position"
 }
 catchup_workers() {  # catchup_workers REPLICA_SET WORKERS -> seconds
-  sql "INSERT INTO orchestratord_checkpoints (replica_set, projection, slice, position)
-       SELECT '$1', 'recorder_file', s, (SELECT max(global_position) FROM events) FROM generate_series(0, 63) s" >/dev/null
+  seed_checkpoints "$1" recorder_file "$(sql "SELECT max(global_position) FROM events")"
   local t=$(now) i
   for ((i = 0; i < $2; i++)); do start_worker "$(cluster_config "$1$i" "$1" "$work/$1$i.txt" 1000)"; done
   until [ "$(caught_up "$1")" = t ]; do sleep 0.05; done

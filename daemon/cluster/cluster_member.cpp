@@ -136,12 +136,21 @@ asio::awaitable<void> ClusterMember::register_worker() {
     store::CheckpointStore checkpoints(settings_.event_store);
     co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
                                               static_cast<int32_t>(settings_.replica_set.slices));
+    std::vector<std::string> projections;
+    for (const auto& projection : settings_.replica_set.projections) projections.push_back(projection.name);
     const auto params = pg::make_params(settings_.replica_set.name, host_name(), std::to_string(::getpid()),
-                                        settings_.version, settings_.session_tag);
+                                        settings_.version, settings_.session_tag, pg::text_array(projections));
+    // The worker's checkpoint rows (lease 0) are created with it, in one
+    // statement: its runners can write checkpoints exactly as long as they
+    // exist, and nothing else creates them (store/checkpoint_store.hpp).
     const auto rows = co_await connection_->exec(
-        "INSERT INTO " + store::own_table(settings_.event_store, "workers") +
+        "WITH w AS (INSERT INTO " + store::own_table(settings_.event_store, "workers") +
             " (replica_set, id, host, pid, version, session_tag) VALUES ($1, gen_random_uuid(), $2, $3, $4, $5) "
-            "RETURNING id",
+            "RETURNING id), "
+            "p AS (INSERT INTO " +
+            store::own_table(settings_.event_store, "progress") +
+            " (replica_set, projection, writer) SELECT $1, unnest($6::text[]), w.id FROM w) "
+            "SELECT id FROM w",
         params, "register the worker");
     worker_id_ = *rows.at(0, 0);
     ownership_.set_owner(worker_id_);
@@ -322,6 +331,11 @@ asio::awaitable<void> ClusterMember::coordinate_locked(int64_t generation) {
                      stale.at(i, 0).value_or(""), stale.at(i, 1).value_or(""), stale.at(i, 2).value_or(""),
                      std::stod(stale.at(i, 3).value_or("0")));
     }
+    // Before their slices are freed: folding a departed worker's checkpoint
+    // rows waits for a write of it still in flight and fences later ones.
+    store::CheckpointStore checkpoints(settings_.event_store);
+    const int64_t folded = co_await checkpoints.fold_departed(*connection_, rs.name);
+    if (folded > 0) spdlog::debug("folded the checkpoints of departed workers {} workers={}", context(), folded);
     const auto orphaned = co_await free_slices("s.owner IS NOT NULL AND NOT EXISTS (SELECT 1 FROM " + workers +
                                                    " w WHERE w.replica_set = $1 AND w.id = s.owner)",
                                                name, "free the slices of workers that are gone");
@@ -348,10 +362,19 @@ asio::awaitable<void> ClusterMember::coordinate_locked(int64_t generation) {
         // fencing check makes a late commit by that owner fail.
         const auto forced = co_await free_slices("s.owner IS NOT NULL AND s.owner IS DISTINCT FROM s.target_owner",
                                                  name, "free slices not handed over in time");
+        std::vector<std::string> owners;
         for (int64_t i = 0; i < forced.rows; ++i) {
             spdlog::error("coordination timeout: slice not released in time, freed it {} slice={} owner={}", context(),
                           forced.at(i, 0).value_or(""), forced.at(i, 1).value_or(""));
+            const std::string owner = forced.at(i, 1).value_or("");
+            if (!owner.empty() && std::find(owners.begin(), owners.end(), owner) == owners.end()) {
+                owners.push_back(owner);
+            }
         }
+        // Those owners are alive but late: revoking their lease makes their
+        // commit in flight (if any) finish first and every later one fail,
+        // until they have read the new ownership and lease.
+        co_await checkpoints.revoke_leases(*connection_, rs.name, owners);
         if (forced.rows > 0) notify = true;
     }
     if (notify) co_await notify_cluster();
@@ -412,14 +435,22 @@ asio::awaitable<void> ClusterMember::write_generation(int64_t generation, const 
 asio::awaitable<void> ClusterMember::reconcile() {
     const std::string slices = store::own_table(settings_.event_store, "slices");
     const auto params = pg::make_params(settings_.replica_set.name, worker_id_);
+    // One snapshot for the slices and the lease: a coordinator takes slices
+    // and revokes the lease in one transaction.
     const auto rows = co_await connection_->exec(
         "SELECT slice, owner IS NOT NULL, epoch, target_owner IS NOT DISTINCT FROM $2::uuid, (SELECT generation FROM " +
-            store::own_table(settings_.event_store, "replica_sets") + " WHERE name = $1) FROM " + slices +
+            store::own_table(settings_.event_store, "replica_sets") +
+            " WHERE name = $1), "
+            "(SELECT max(lease) FROM " +
+            store::own_table(settings_.event_store, "progress") +
+            " WHERE replica_set = $1 AND writer = $2::uuid) FROM " + slices +
             " WHERE replica_set = $1 AND (owner = $2::uuid OR (owner IS NULL AND target_owner = $2::uuid))",
         params, "read this worker's slices");
     if (rows.rows > 0) {
         generation_ = std::stoll(rows.at(0, 4).value_or("0"));
         ownership_.set_generation(generation_);
+        // No rows at all: this worker was removed; the heartbeat starts over.
+        if (rows.at(0, 5)) ownership_.set_lease(std::stoll(*rows.at(0, 5)));
     }
     std::map<int32_t, std::pair<int64_t, bool>> mine;  // slice -> (epoch, still assigned here)
     bool free_for_us = false;

@@ -10,8 +10,15 @@ void SliceOwnership::changed() {
 void SliceOwnership::set_owner(const std::string& owner) {
     if (owner == owner_) return;
     owner_ = owner;
+    lease_ = 0;
     offered_.clear();
     withdrawn_.clear();
+    changed();
+}
+
+void SliceOwnership::set_lease(int64_t lease) {
+    if (lease == lease_) return;
+    lease_ = lease;
     changed();
 }
 
@@ -65,6 +72,7 @@ OwnershipView SliceOwnership::enter(int slot) {
     OwnershipView view;
     view.version = version_;
     view.owner = owner_;
+    view.lease = lease_;
     view.epochs = offered_;
     view.slices.reserve(offered_.size());
     for (const auto& [slice, epoch] : offered_) view.slices.push_back(slice);

@@ -25,7 +25,8 @@ struct OwnershipView {
     int64_t version = 0;
     std::string owner;                  // this worker's id in the replica set; empty before registration
     std::vector<int32_t> slices;        // sorted
-    std::map<int32_t, int64_t> epochs;  // slice -> ownership epoch, for the fencing check
+    std::map<int32_t, int64_t> epochs;  // slice -> ownership epoch
+    int64_t lease = 0;                  // this worker's checkpoint lease, for the fencing check
 };
 
 class SliceOwnership {
@@ -35,6 +36,9 @@ public:
     // --- member side ---
     void set_owner(const std::string& owner);
     void set_generation(int64_t generation) { generation_ = generation; }
+    // The lease on this worker's checkpoint rows (revoked when a slice was
+    // taken from it without its cooperation). set_owner() starts at 0.
+    void set_lease(int64_t lease);
     void offer(int32_t slice, int64_t epoch);  // acquired: runners may start on it
     void withdraw(int32_t slice);              // to be released once drained
     void forget(int32_t slice);                // released or taken away: gone at once
@@ -77,6 +81,7 @@ private:
     void changed();
 
     std::string owner_;
+    int64_t lease_ = 0;
     std::map<int32_t, int64_t> offered_;
     std::map<int32_t, Withdrawal> withdrawn_;
     std::vector<Slot> slots_;

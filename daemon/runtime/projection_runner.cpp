@@ -9,8 +9,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <future>
 #include <iterator>
-#include <map>
-#include <set>
 #include <stdexcept>
 
 #include "pg/async_connection.hpp"
@@ -72,12 +70,6 @@ bool is_slices_lost(const std::exception_ptr& failure) {
     } catch (...) {
         return false;
     }
-}
-
-std::vector<int32_t> slices_of(const store::EventBatch& batch, size_t begin, size_t end) {
-    std::set<int32_t> unique(batch.slices.begin() + static_cast<std::ptrdiff_t>(begin),
-                             batch.slices.begin() + static_cast<std::ptrdiff_t>(end));
-    return {unique.begin(), unique.end()};
 }
 
 }  // namespace
@@ -230,8 +222,9 @@ asio::awaitable<void> ProjectionRunner::follow_ownership() {
     // Only positions advanced by reads that found nothing for these slices
     // are unwritten here (handled events are checkpointed with their batch),
     // so this write just saves the next owner a re-scan. When we were idle
-    // the member did not wait for us and the slice may be released already:
-    // then the fencing check refuses the write, as it should, quietly.
+    // the member did not wait for us and the slice may be released already;
+    // the positions are still true (reached while we owned it), and the
+    // highest position of any row wins, so the next owner is not disturbed.
     co_await write_unwritten_positions(leaving, false);
 
     std::vector<int32_t> arriving;
@@ -256,7 +249,7 @@ asio::awaitable<void> ProjectionRunner::follow_ownership() {
     }
     owned_slices_ = view.slices;
     fence_.owner = view.owner;
-    fence_.epochs = view.epochs;
+    fence_.lease = view.lease;
     prefetched_.reset();
     last_read_positions_.clear();
     reload_checkpoints_ = false;
@@ -264,33 +257,42 @@ asio::awaitable<void> ProjectionRunner::follow_ownership() {
     settings_.ownership->acknowledge(ownership_slot_, view.version);
 }
 
-// Writes checkpoints through the fencing check. Slices found taken away are
-// reported to the ownership view and returned.
-asio::awaitable<std::vector<int32_t>> ProjectionRunner::write_checkpoints(const std::vector<int32_t>& slices,
-                                                                          int64_t position, bool warn_if_lost) {
-    std::vector<int32_t> lost;
-    if (!settings_.ownership->may_commit()) {
-        lost = slices;  // self-fenced: no heartbeat for too long
-    } else {
-        store::CheckpointStore checkpoints(settings_.event_store);
-        const auto written = co_await checkpoints.advance(*connection_, settings_.replica_set.name,
-                                                          settings_.projection.name, slices, position, fence_);
-        for (int32_t s : written) {
-            auto& mark = written_[static_cast<size_t>(s)];
-            mark = std::max(mark, position);
-        }
-        std::set_difference(slices.begin(), slices.end(), written.begin(), written.end(), std::back_inserter(lost));
+// The checkpoints after handling everything up to `position`: a batch is
+// final for every owned slice (the read filtered them all), so each one moves
+// there, not only those with events in it. The others keep what was written.
+std::vector<int64_t> ProjectionRunner::checkpoints_at(int64_t position) const {
+    std::vector<int64_t> next = written_;
+    for (int32_t s : owned_slices_) {
+        auto& p = next[static_cast<size_t>(s)];
+        p = std::max(p, position);
     }
-    if (!lost.empty() && !warn_if_lost) {
-        spdlog::debug("slices already released; their last positions stay with the next owner {} slices={}", context(),
-                      lost.size());
-    } else if (!lost.empty()) {
+    return next;
+}
+
+// Writes this worker's checkpoint row through the fencing check. False when
+// the lease was revoked (slices were taken away): the slices in use are
+// handed back to the ownership view, which re-reads the database.
+asio::awaitable<bool> ProjectionRunner::write_checkpoints(const std::vector<int64_t>& next, bool warn_if_lost) {
+    if (!settings_.ownership->may_commit()) {
+        // Self-fenced (no heartbeat for too long): the cluster member stops
+        // every slice at once and says so; nothing to report here.
+        spdlog::debug("not committing: this worker is self-fenced {}", context());
+        co_return false;
+    }
+    store::CheckpointStore checkpoints(settings_.event_store);
+    const bool written =
+        co_await checkpoints.write(*connection_, settings_.replica_set.name, settings_.projection.name, fence_, next);
+    if (written) {
+        for (size_t s = 0; s < written_.size(); ++s) written_[s] = std::max(written_[s], next[s]);
+    } else if (!warn_if_lost) {
+        spdlog::debug("slices already released; their last positions stay with the next owner {}", context());
+    } else {
         spdlog::warn(
             "fencing check failed: slices were taken away from this worker, not committing for them {} slices={}",
-            context(), lost.size());
-        settings_.ownership->lost(lost);
+            context(), owned_slices_.size());
+        settings_.ownership->lost(owned_slices_);
     }
-    co_return lost;
+    co_return written;
 }
 
 asio::awaitable<void> ProjectionRunner::run() {
@@ -388,6 +390,12 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
 asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step_with_connection() {
     if (!prepared_) co_await prepare();
     co_await follow_ownership();
+    if (!settings_.ownership->may_commit()) {
+        // Self-fenced: nothing we handled could be committed. The member
+        // stops every slice (a new view wakes us); look again meanwhile.
+        wake_pending_ = false;
+        co_return std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.heartbeat_interval);
+    }
     if (paused_ || owned_slices_.empty()) {
         // Paused, or nothing assigned to us (yet): the member wakes us when that changes.
         wake_pending_ = false;
@@ -432,7 +440,6 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
 asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::EventBatch& batch, size_t begin, size_t end,
                                                                int64_t checkpoint) {
     const auto events = batch.pointers(begin, end);
-    const auto slices = slices_of(batch, begin, end);
     const bool transactional = instance_->mode() == plugins::ProjectionMode::transactional;
     if (transactional) co_await connection_->exec("BEGIN", pg::Params{}, "begin the batch transaction");
     LoopTransaction transaction(io_, *connection_);
@@ -451,8 +458,7 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     // Transactional: the fencing check inside the batch transaction makes
     // the plugin's writes and the checkpoints commit only while we own the
     // slices; otherwise everything rolls back.
-    const auto lost = co_await write_checkpoints(slices, checkpoint);
-    if (!lost.empty()) {
+    if (!co_await write_checkpoints(checkpoints_at(checkpoint))) {
         if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the fenced batch");
         throw SlicesLost();
     }
@@ -571,7 +577,7 @@ asio::awaitable<void> ProjectionRunner::handle(const store::EventBatch& batch) {
         if (!single.ok) co_await dead_letter(batch, i, single.error, on_error.max_attempts);
         ++handled_;
     }
-    if (!(co_await write_checkpoints(slices_of(batch, 0, batch.events.size()), batch.final_position)).empty()) {
+    if (!co_await write_checkpoints(checkpoints_at(batch.final_position))) {
         throw SlicesLost();
     }
     advance_positions(positions_, batch.final_position);
@@ -592,7 +598,7 @@ asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& bat
             "$6, $7) ON CONFLICT (replica_set, projection, event_id) DO UPDATE SET error = EXCLUDED.error, "
             "attempts = EXCLUDED.attempts, created_at = now()",
         params, "record a dead letter");
-    if (!(co_await write_checkpoints(std::vector<int32_t>(1, slice), event.global_position)).empty()) {
+    if (!co_await write_checkpoints(checkpoints_at(event.global_position))) {
         co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the fenced dead letter");
         throw SlicesLost();
     }
@@ -628,15 +634,19 @@ asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
 }
 
 // Writes the checkpoints of `slices` whose handled position is ahead of the
-// last one written, one statement per position (usually they all share one).
+// last one written (moved by reads that found nothing for them).
 asio::awaitable<void> ProjectionRunner::write_unwritten_positions(const std::vector<int32_t>& slices,
                                                                   bool warn_if_lost) {
-    std::map<int64_t, std::vector<int32_t>> behind;
+    std::vector<int64_t> next = written_;
+    bool behind = false;
     for (int32_t s : slices) {
         const auto index = static_cast<size_t>(s);
-        if (positions_[index] > written_[index]) behind[positions_[index]].push_back(s);
+        if (positions_[index] > next[index]) {
+            next[index] = positions_[index];
+            behind = true;
+        }
     }
-    for (const auto& [position, group] : behind) co_await write_checkpoints(group, position, warn_if_lost);
+    if (behind) co_await write_checkpoints(next, warn_if_lost);
 }
 
 asio::awaitable<void> ProjectionRunner::report_progress() {

@@ -69,8 +69,8 @@ private:
     boost::asio::awaitable<void> follow_ownership();
     boost::asio::awaitable<std::shared_ptr<const store::EventBatch>> read_batch(pg::AsyncConnection& connection,
                                                                                 const store::ReadRequest& request);
-    boost::asio::awaitable<std::vector<int32_t>> write_checkpoints(const std::vector<int32_t>& slices, int64_t position,
-                                                                   bool warn_if_lost = true);
+    std::vector<int64_t> checkpoints_at(int64_t position) const;
+    boost::asio::awaitable<bool> write_checkpoints(const std::vector<int64_t>& next, bool warn_if_lost = true);
     boost::asio::awaitable<void> handle_and_prefetch(const store::EventBatch& batch);
     boost::asio::awaitable<void> handle(const store::EventBatch& batch);
     boost::asio::awaitable<plugins::CallResult> deliver(const store::EventBatch& batch, size_t begin, size_t end,
@@ -105,7 +105,7 @@ private:
     int ownership_slot_ = 0;
     int64_t view_version_ = -1;       // the ownership view the slices below come from
     bool reload_checkpoints_ = true;  // after a fencing failure: the database knows best
-    store::Fence fence_;              // this worker and the epochs of owned_slices_
+    store::Fence fence_;              // this worker and its checkpoint lease
     std::vector<int32_t> owned_slices_;
     std::vector<int64_t> positions_;                       // handled up to here, per slice
     std::vector<int64_t> written_;                         // last checkpoint written, per slice

@@ -1,8 +1,5 @@
 #include "store/checkpoint_store.hpp"
 
-#include <algorithm>
-#include <map>
-
 #include "pg/array_literal.hpp"
 #include "store/migrations.hpp"
 
@@ -11,8 +8,10 @@ namespace asio = boost::asio;
 
 CheckpointStore::CheckpointStore(const config::EventStoreConfig& store)
     : replica_sets_(own_table(store, "replica_sets")),
+      progress_(own_table(store, "progress")),
       checkpoints_(own_table(store, "checkpoints")),
-      slices_(own_table(store, "slices")) {}
+      slices_(own_table(store, "slices")),
+      workers_(own_table(store, "workers")) {}
 
 asio::awaitable<int32_t> CheckpointStore::register_replica_set(pg::AsyncConnection& connection,
                                                                const std::string& replica_set,
@@ -50,38 +49,53 @@ asio::awaitable<std::vector<int64_t>> CheckpointStore::load(pg::AsyncConnection&
     co_return positions;
 }
 
-// The fencing check and the write are one statement: the slice rows still
-// owned by this worker at the epoch it acquired them are locked FOR SHARE
-// (so no release or takeover can commit before this transaction ends) and
-// only their checkpoints are written. Slices missing from the answer were
-// taken away.
-asio::awaitable<std::vector<int32_t>> CheckpointStore::advance(pg::AsyncConnection& connection,
-                                                               const std::string& replica_set,
-                                                               const std::string& projection,
-                                                               const std::vector<int32_t>& slices, int64_t position,
-                                                               const Fence& fence) {
-    std::vector<int32_t> written;
-    if (slices.empty()) co_return written;
-    std::vector<int64_t> epochs;
-    epochs.reserve(slices.size());
-    for (int32_t slice : slices) epochs.push_back(fence.epochs.at(slice));
-    const auto params = pg::make_params(replica_set, projection, pg::number_array(slices), std::to_string(position),
-                                        pg::number_array(epochs), fence.owner);
+// The fencing check and the write are one single-row UPDATE: the row lock it
+// takes is held until the batch transaction ends, so a revocation waits for
+// it, and a write after a revocation matches no row (PostgreSQL re-checks the
+// lease on the row's newest version).
+asio::awaitable<bool> CheckpointStore::write(pg::AsyncConnection& connection, const std::string& replica_set,
+                                             const std::string& projection, const Fence& fence,
+                                             const std::vector<int64_t>& positions) {
+    const auto params =
+        pg::make_params(replica_set, projection, fence.owner, std::to_string(fence.lease), pg::number_array(positions));
     const auto result = co_await connection.query_prepared(
-        "WITH fenced AS (SELECT s.slice FROM " + slices_ +
-            " s JOIN unnest($3::int4[], $5::int8[]) AS t(slice, epoch) ON s.slice = t.slice AND s.epoch = t.epoch "
-            "WHERE s.replica_set = $1 AND s.owner = $6::uuid FOR SHARE OF s) "
-            "INSERT INTO " +
-            checkpoints_ +
-            " AS c (replica_set, projection, slice, position, updated_at) "
-            "SELECT $1, $2, slice, $4::int8, now() FROM fenced "
-            "ON CONFLICT (replica_set, projection, slice) DO UPDATE "
-            "SET position = GREATEST(c.position, EXCLUDED.position), updated_at = now() RETURNING slice",
+        "UPDATE " + progress_ +
+            " SET positions = $5::int8[], updated_at = now() WHERE replica_set = $1 AND projection = $2 "
+            "AND writer = $3::uuid AND lease = $4::int8 RETURNING 1",
         params, "write checkpoints (fenced)");
-    written.reserve(static_cast<size_t>(result.rows()));
-    for (int row = 0; row < result.rows(); ++row) written.push_back(std::stoi(std::string(result.text(row, 0))));
-    std::sort(written.begin(), written.end());
-    co_return written;
+    co_return result.rows() == 1;
+}
+
+asio::awaitable<void> CheckpointStore::revoke_leases(pg::AsyncConnection& connection, const std::string& replica_set,
+                                                     const std::vector<std::string>& writers) {
+    if (writers.empty()) co_return;
+    const auto params = pg::make_params(replica_set, pg::text_array(writers));
+    co_await connection.exec(
+        "UPDATE " + progress_ + " SET lease = lease + 1 WHERE replica_set = $1 AND writer = ANY($2::uuid[])", params,
+        "revoke checkpoint leases");
+}
+
+// Slice by slice, the highest position of the departed rows and the nil
+// writer's row is kept.
+asio::awaitable<int64_t> CheckpointStore::fold_departed(pg::AsyncConnection& connection,
+                                                        const std::string& replica_set) {
+    const auto params = pg::make_params(replica_set, std::string(kNoWriter));
+    const auto folded = co_await connection.exec(
+        "WITH gone AS (DELETE FROM " + progress_ +
+            " p WHERE p.replica_set = $1 AND p.writer <> $2::uuid AND NOT EXISTS (SELECT 1 FROM " + workers_ +
+            " w WHERE w.replica_set = $1 AND w.id = p.writer) RETURNING p.projection, p.writer, p.positions), "
+            "merged AS (SELECT x.projection, array_agg(x.position ORDER BY x.i) AS positions FROM ("
+            "SELECT g.projection, u.i, max(u.position) AS position FROM gone g, "
+            "unnest(g.positions) WITH ORDINALITY AS u(position, i) GROUP BY 1, 2) x GROUP BY 1), "
+            "kept AS (INSERT INTO " +
+            progress_ +
+            " AS c (replica_set, projection, writer, positions) SELECT $1, m.projection, $2::uuid, m.positions "
+            "FROM merged m ON CONFLICT (replica_set, projection, writer) DO UPDATE SET positions = "
+            "(SELECT array_agg(greatest(t.a, t.b) ORDER BY t.i) FROM "
+            "unnest(c.positions, EXCLUDED.positions) WITH ORDINALITY AS t(a, b, i)), updated_at = now()) "
+            "SELECT count(DISTINCT writer) FROM gone",
+        params, "fold the checkpoints of departed workers");
+    co_return std::stoll(folded.at(0, 0).value_or("0"));
 }
 
 }  // namespace orchestratord::store

@@ -1,10 +1,21 @@
 #pragma once
 // Per-slice checkpoints: (replica set, projection, slice) -> the position up
-// to which every event of that slice has been handled. Writes never move a
-// checkpoint backwards (GREATEST), so a late or repeated commit is harmless.
+// to which every event of that slice has been handled.
+//
+// Stored as one row per (replica set, projection, writer): the writer is a
+// worker, and its row holds a position for every slice (an array), so a batch
+// writes its checkpoints with one single-row UPDATE. A slice's checkpoint is
+// the highest position any row holds for it: a row only ever holds positions
+// its writer reached while it owned the slice (or read from the others), so
+// the highest one is always true, and a late or repeated write is harmless.
+//
+// The fence: a worker's rows are created with its registration and carry a
+// lease number. Whoever takes slices from a worker without its cooperation
+// (stale worker removed, slice not handed over in time) first bumps that
+// lease or folds the rows away; that UPDATE/DELETE waits for a batch that
+// holds the row, and every later write with the old lease matches no row.
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -13,10 +24,10 @@
 
 namespace orchestratord::store {
 
-// Who commits, and the ownership epoch of each slice it holds.
+// Who commits: the worker and the lease it holds on its checkpoint rows.
 struct Fence {
     std::string owner;
-    std::map<int32_t, int64_t> epochs;
+    int64_t lease = 0;
 };
 
 class CheckpointStore {
@@ -30,19 +41,30 @@ public:
     // Every slice's checkpoint (0 when none was written yet).
     boost::asio::awaitable<std::vector<int64_t>> load(pg::AsyncConnection& connection, const std::string& replica_set,
                                                       const std::string& projection, int32_t slice_count);
-    // Moves the given slices' checkpoints to `position` (never backwards),
-    // but only for slices `fence.owner` still owns at the given epochs.
-    // Returns the slices written; the others were taken away (in a batch
-    // transaction, the caller must then roll back).
-    boost::asio::awaitable<std::vector<int32_t>> advance(pg::AsyncConnection& connection,
-                                                         const std::string& replica_set, const std::string& projection,
-                                                         const std::vector<int32_t>& slices, int64_t position,
-                                                         const Fence& fence);
+    // Stores `positions` (one per slice) as the fence's owner's row, if the
+    // owner still holds its lease. False: the lease was revoked or the row
+    // folded away, nothing was written (in a batch transaction, the caller
+    // must then roll back).
+    boost::asio::awaitable<bool> write(pg::AsyncConnection& connection, const std::string& replica_set,
+                                       const std::string& projection, const Fence& fence,
+                                       const std::vector<int64_t>& positions);
+
+    // --- coordinator side, inside its transaction ---
+    // Bumps the lease of these workers' rows: their writes in flight finish
+    // first, later ones are refused.
+    boost::asio::awaitable<void> revoke_leases(pg::AsyncConnection& connection, const std::string& replica_set,
+                                               const std::vector<std::string>& writers);
+    // Merges the rows of writers that are no longer registered into the
+    // nil writer's row and deletes them (which also fences those writers).
+    // Returns how many writers were folded.
+    boost::asio::awaitable<int64_t> fold_departed(pg::AsyncConnection& connection, const std::string& replica_set);
 
 private:
     std::string replica_sets_;
-    std::string checkpoints_;
+    std::string progress_;
+    std::string checkpoints_;  // the per-slice view over progress_
     std::string slices_;
+    std::string workers_;
 };
 
 }  // namespace orchestratord::store

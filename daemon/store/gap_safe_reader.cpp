@@ -97,6 +97,10 @@ int64_t lowest_position(const ReadRequest& request) {
 struct GapSafeReader::Query {
     std::string sql;
     pg::Params params;
+    // Every visible position past the checkpoint is in the answer (all
+    // slices from one position, no scope, no upper bound): the missing
+    // positions can be counted from the rows themselves.
+    bool whole_stream = false;
 };
 
 std::string GapSafeReader::slice_expression(const std::string& column, const std::string& slice_count_param) {
@@ -134,6 +138,18 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
     const std::string slice = slice_expression("e.aggregate_id", p_slices + "::int8");
 
     std::ostringstream sql;
+    const bool unscoped = request.scope.aggregate_types.empty() && request.scope.bounded_contexts.empty() &&
+                          request.scope.event_types.empty();
+    if (all_slices && uniform && unscoped && !upto) {
+        // The common case while catching up: a plain index-order scan. The
+        // general statement below materializes the batch to count what is
+        // missing, which cost about a third of the read.
+        sql << "SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e WHERE e.global_position > "
+            << p_from << " ORDER BY e.global_position LIMIT " << param(std::to_string(request.limit));
+        query.sql = sql.str();
+        query.whole_stream = true;
+        return query;
+    }
     sql << "WITH ";
     sql << "batch AS (SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e";
     sql << " WHERE e.global_position > " << p_from;
@@ -181,8 +197,14 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
     Query query = build(request, std::nullopt);
     const int64_t from = lowest_position(request);
     pg::Result rows = co_await connection.query_prepared(query.sql, query.params, "read events", pg::Format::binary);
-    const int64_t holes = rows.int8(0, kHolesColumn);
-    if (rows.is_null(0, 0)) {
+    int64_t holes = 0;
+    if (query.whole_stream) {
+        if (rows.rows() == 0) co_return EventBatch{};  // nothing visible past the checkpoint
+        holes = rows.int8(rows.rows() - 1, 0) - from - rows.rows();
+    } else {
+        holes = rows.int8(0, kHolesColumn);
+    }
+    if (!query.whole_stream && rows.is_null(0, 0)) {
         // Nothing of ours beyond `from`. Without missing positions up to the
         // head (or the window's end) the checkpoints may move there.
         EventBatch empty;

@@ -172,6 +172,53 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
     // transaction, which would block the takeover).
     list.push_back({3, "worker session tags (to end a stale worker's sessions)",
                     "ALTER TABLE " + own_table(store, "workers") + " ADD COLUMN IF NOT EXISTS session_tag TEXT;\n"});
+    // Version 4: checkpoints as one row per (replica set, projection, writing
+    // worker) holding every slice's position in an array, so a batch commits
+    // its checkpoints and the fencing check by updating one row instead of
+    // locking and upserting a row per slice (docs/cluster.md, "Fencing").
+    // A slice's checkpoint is the highest position any row holds for it; the
+    // nil writer row keeps positions of workers that are gone. The per-slice
+    // table becomes a view with the same columns, for status and operators.
+    const std::string progress = own_table(store, "progress");
+    const std::string checkpoints = own_table(store, "checkpoints");
+    list.push_back(
+        {4, "checkpoints: one row of slice positions per writing worker (fenced by its lease)",
+         "CREATE TABLE IF NOT EXISTS " + progress +
+             " (\n"
+             "    replica_set TEXT NOT NULL,\n"
+             "    projection TEXT NOT NULL,\n"
+             "    writer UUID NOT NULL,\n"
+             "    lease BIGINT NOT NULL DEFAULT 0,\n"
+             "    positions BIGINT[] NOT NULL DEFAULT '{}',\n"
+             "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+             "    PRIMARY KEY (replica_set, projection, writer)\n"
+             ");\n"
+             "INSERT INTO " +
+             progress +
+             " (replica_set, projection, writer, positions)\n"
+             "    SELECT c.replica_set, c.projection, '" +
+             std::string(kNoWriter) +
+             "', array_agg(c.position ORDER BY c.slice)\n"
+             "    FROM (SELECT o.replica_set, o.projection, g.slice, max(o.position) FILTER (WHERE o.slice = g.slice) "
+             "AS position\n"
+             "          FROM " +
+             checkpoints + " o JOIN " + own_table(store, "replica_sets") +
+             " r ON r.name = o.replica_set, generate_series(0, r.slices - 1) AS g(slice)\n"
+             "          GROUP BY 1, 2, 3) c\n"
+             "    GROUP BY 1, 2;\n"
+             "DROP TABLE " +
+             checkpoints +
+             ";\n"
+             "CREATE VIEW " +
+             checkpoints +
+             " AS\n"
+             "    SELECT p.replica_set, p.projection, (u.i - 1)::int4 AS slice, max(u.position) AS position,\n"
+             "           max(p.updated_at) AS updated_at\n"
+             "    FROM " +
+             progress +
+             " p, unnest(p.positions) WITH ORDINALITY AS u(position, i)\n"
+             "    WHERE u.position IS NOT NULL\n"
+             "    GROUP BY 1, 2, 3;\n"});
     return list;
 }
 

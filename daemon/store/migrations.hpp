@@ -49,4 +49,8 @@ std::string qualified(const config::EventStoreConfig& store, const std::string& 
 // "schema"."orchestratord_workers".
 std::string own_table(const config::EventStoreConfig& store, const std::string& table);
 
+// The writer of the checkpoint row that keeps the positions of workers that
+// are gone (and of checkpoints migrated or imported from elsewhere).
+inline constexpr const char* kNoWriter = "00000000-0000-0000-0000-000000000000";
+
 }  // namespace orchestratord::store

@@ -54,10 +54,10 @@ TEST_CASE("migrate creates the event store and orchestratord's tables, and a sec
     REQUIRE(first.status.code == 0);
     CHECK_THAT(first.output, Catch::Contains("applied 1: pupsourcing event store tables"));
     CHECK_THAT(first.output, Catch::Contains("applied 2: orchestratord coordination"));
-    for (const char* table :
-         {"events", "aggregate_heads", "projection_checkpoints", "orchestratord_replica_sets", "orchestratord_workers",
-          "orchestratord_generations", "orchestratord_slices", "orchestratord_slice_history",
-          "orchestratord_checkpoints", "orchestratord_projection_state", "orchestratord_dead_letters"}) {
+    for (const char* table : {"events", "aggregate_heads", "projection_checkpoints", "orchestratord_replica_sets",
+                              "orchestratord_workers", "orchestratord_generations", "orchestratord_slices",
+                              "orchestratord_slice_history", "orchestratord_checkpoints", "orchestratord_progress",
+                              "orchestratord_projection_state", "orchestratord_dead_letters"}) {
         INFO(table);
         CHECK(schema.connection.exec("SELECT to_regclass($1) IS NOT NULL", {schema.name + "." + table}).at(0, 0) ==
               "t");
@@ -67,7 +67,43 @@ TEST_CASE("migrate creates the event store and orchestratord's tables, and a sec
     const auto second = run_command({ORCHESTRATORD_BIN, "migrate", "--config", file});
     CHECK(second.status.code == 0);
     CHECK_THAT(second.output, Catch::Contains("is up to date"));
-    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 3);
+    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 4);
+}
+
+TEST_CASE("migration 4 carries per-slice checkpoints of an older schema over into checkpoint rows", "[migrate]") {
+    Schema schema("mig_upgrade");
+    // The schema as migrations 1 to 3 left it, with checkpoints in it.
+    const std::string ledger = schema.name + ".orchestratord_schema_migrations";
+    schema.connection.exec("CREATE SCHEMA " + schema.name);
+    schema.connection.exec("CREATE TABLE " + ledger +
+                           " (version INT PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL "
+                           "DEFAULT now())");
+    for (const auto& migration : store::migrations(schema.store)) {
+        if (migration.version > 3) continue;
+        schema.connection.exec_script(migration.sql, "old migration");
+        schema.connection.exec("INSERT INTO " + ledger + " VALUES ($1, $2)",
+                               {std::to_string(migration.version), migration.description});
+    }
+    schema.connection.exec("INSERT INTO " + schema.name + ".orchestratord_replica_sets (name, slices) VALUES ('a', 4)");
+    schema.connection.exec("INSERT INTO " + schema.name +
+                           ".orchestratord_checkpoints (replica_set, projection, slice, position) VALUES "
+                           "('a', 'p', 0, 10), ('a', 'p', 1, 20), ('a', 'p', 3, 40), ('a', 'q', 2, 7)");
+
+    TempDir dir;
+    const auto run = run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir)});
+    INFO(run.output);
+    REQUIRE(run.status.code == 0);
+    CHECK_THAT(run.output, Catch::Contains("applied 4: checkpoints"));
+    // The same checkpoints, read through the per-slice view; slices never
+    // written stay absent.
+    const auto rows = schema.connection.exec("SELECT projection || ':' || slice || '=' || position FROM " +
+                                             schema.name + ".orchestratord_checkpoints ORDER BY projection, slice");
+    std::vector<std::string> seen;
+    for (int64_t i = 0; i < rows.rows; ++i) seen.push_back(*rows.at(i, 0));
+    CHECK(seen == std::vector<std::string>{"p:0=10", "p:1=20", "p:3=40", "q:2=7"});
+    // Kept by the nil writer, one row per projection.
+    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_progress WHERE writer = '" +
+                       store::kNoWriter + "'") == 2);
 }
 
 TEST_CASE("concurrent migrate runs are safe and apply each migration once", "[migrate]") {
@@ -86,9 +122,9 @@ TEST_CASE("concurrent migrate runs are safe and apply each migration once", "[mi
         REQUIRE(status);
         CHECK(status->code == 0);
     }
-    // 1, 2, 3 and the NOTIFY trigger (1000), each once.
-    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 4);
-    CHECK(schema.count("SELECT count(DISTINCT version) FROM " + schema.name + ".orchestratord_schema_migrations") == 4);
+    // 1 to 4 and the NOTIFY trigger (1000), each once.
+    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 5);
+    CHECK(schema.count("SELECT count(DISTINCT version) FROM " + schema.name + ".orchestratord_schema_migrations") == 5);
 }
 
 TEST_CASE("migrate never alters an existing events table", "[migrate]") {

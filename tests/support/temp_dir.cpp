@@ -15,6 +15,8 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+    // For debugging a failed test: its configs and daemon logs stay behind.
+    if (std::getenv("TEST_KEEP_DIRS") != nullptr) return;
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
 }
