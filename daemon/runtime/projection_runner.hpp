@@ -73,6 +73,10 @@ private:
     boost::asio::awaitable<bool> write_checkpoints(const std::vector<int64_t>& next, bool warn_if_lost = true);
     boost::asio::awaitable<void> handle_and_prefetch(const store::EventBatch& batch);
     boost::asio::awaitable<void> handle(const store::EventBatch& batch);
+    boost::asio::awaitable<bool> handle_range(const store::EventBatch& batch, size_t begin, size_t end,
+                                              int64_t checkpoint);
+    bool boundary_wanted() const;
+    int64_t read_ahead_limit() const;
     boost::asio::awaitable<plugins::CallResult> deliver(const store::EventBatch& batch, size_t begin, size_t end,
                                                         int64_t checkpoint);
     boost::asio::awaitable<void> dead_letter(const store::EventBatch& batch, size_t index, const std::string& error,
