@@ -416,6 +416,7 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
     }
     const store::EventBatch& batch = *read;
     if (batch.events.empty()) {
+        last_read_full_ = false;
         // A prefix up to the first missing position may be final
         // without events of ours in it; nothing to hand over then.
         if (advance_positions(positions_, batch.final_position)) co_return std::nullopt;
@@ -427,10 +428,14 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         co_return pause;
     }
     idle_ = kBusyPoll;
-    // A full batch means we are catching up: read the next one while
-    // handling this one. At the head the next read would mostly be
-    // empty, so it waits for a wake-up instead.
-    if (static_cast<int64_t>(batch.events.size()) >= settings_.replica_set.batch_size) {
+    // Two full reads in a row mean we are catching up: read the next one
+    // while handling this one. At the head the next read would mostly be
+    // empty, so it waits for a wake-up instead (one full read can happen
+    // there too, when an append of exactly a batch arrives).
+    const bool full = static_cast<int64_t>(batch.events.size()) >= settings_.replica_set.batch_size;
+    const bool catching_up = full && last_read_full_;
+    last_read_full_ = full;
+    if (catching_up) {
         co_await handle_and_prefetch(batch);
     } else {
         co_await handle(batch);

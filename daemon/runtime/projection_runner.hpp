@@ -120,6 +120,7 @@ private:
     std::chrono::steady_clock::time_point last_wake_at_{};
     std::chrono::steady_clock::time_point last_read_at_{};
     std::vector<int64_t> last_read_positions_;
+    bool last_read_full_ = false;  // the previous read returned a whole batch (or more)
     bool paused_ = false;
     int64_t handled_ = 0;
     std::chrono::milliseconds idle_ = std::chrono::milliseconds(10);  // polling pause without NOTIFY
