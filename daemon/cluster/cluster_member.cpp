@@ -189,7 +189,9 @@ asio::awaitable<void> ClusterMember::heartbeat() {
             slices +
             " s WHERE s.replica_set = $1 AND s.owner IS DISTINCT FROM s.target_owner), "
             "coalesce((SELECT created_at < now() - $4::int8 * interval '1 millisecond' FROM current_generation), "
-            "true)",
+            "true), "
+            "(SELECT (extract(epoch FROM min(w.last_heartbeat) - now()) * 1000 + $3::int8)::int8 FROM " +
+            workers + " w WHERE w.replica_set = $1 AND w.id <> $2::uuid)",
         params, "heartbeat");
     if (rows.rows == 0) {
         // Someone removed us as stale (we were stopped or cut off): whatever
@@ -219,6 +221,13 @@ asio::awaitable<void> ClusterMember::heartbeat() {
     stale_seen_ = stale;
     if (stale || !settled || (moving && overdue)) need_coordinate_ = true;
     if (moving) need_reconcile_ = true;
+    // Another worker turns stale before our next tick: look again right
+    // then, so its slices move within stale_worker_timeout of its last
+    // heartbeat, not up to a heartbeat_interval later.
+    if (const auto until_stale = rows.at(0, 5)) {
+        const auto due = sent + std::chrono::milliseconds(std::stoll(*until_stale)) + 20ms;
+        if (due > std::chrono::steady_clock::now()) next_heartbeat_ = std::min(next_heartbeat_, due);
+    }
     fence_timer_.cancel();  // re-arm the self-fence watch at the new deadline
 }
 
