@@ -224,7 +224,7 @@ private:
                 std::smatch match;
                 if (!std::regex_match(text, match, listen)) return "expected host:port, e.g. 127.0.0.1:9090";
                 const int port = std::stoi(match[2].str());
-                if (port < 1 || port > 65535) return "port must be between 1 and 65535";
+                if (port > 65535) return "port must be between 0 and 65535 (0: any free port)";
                 return std::nullopt;
             }
             case KeyType::integer:

@@ -72,7 +72,7 @@ const std::array kLoggingKeys = {
 using H = HttpConfig;
 const std::array kHttpKeys = {
     KeySpec<H>{"listen", KeyType::listen_address, "127.0.0.1:9090", "ORCHESTRATORD_HTTP_LISTEN",
-               "address of /metrics, /healthz, /readyz and /status", false, &H::listen},
+               "address of /metrics and /healthz (port 0: any free port, logged at start)", false, &H::listen},
 };
 
 using P = PluginsConfig;

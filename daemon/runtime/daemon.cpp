@@ -18,7 +18,9 @@
 #include <thread>
 
 #include "cluster/cluster_member.hpp"
+#include "http/http_server.hpp"
 #include "log/logging.hpp"
+#include "metrics/metrics.hpp"
 #include "pg/blocking_connection.hpp"
 #include "pg/connection_pool.hpp"
 #include "pg/conninfo.hpp"
@@ -95,6 +97,7 @@ public:
         }
 
         asio::co_spawn(io_, handle_signals(), asio::detached);
+        start_http();
         start_members();
         start_runners();
         if (auto period = notifier_.watchdog_period()) asio::co_spawn(io_, ping_watchdog(*period), asio::detached);
@@ -196,6 +199,7 @@ private:
             settings.event_store = config_.event_store;
             settings.notify_available = notify_available_;
             settings.coalescer = &coalescer_;
+            settings.metrics = &metrics_;
             for (const auto& replica_set : config_.replica_sets) {
                 if (replica_set.name != instance->replica_set()) continue;
                 settings.replica_set = replica_set;
@@ -256,7 +260,18 @@ private:
         });
     }
 
+    // Monitoring is not worth refusing to run for: a busy port is reported
+    // and the daemon works on without the endpoints.
+    void start_http() {
+        try {
+            http_.start(config_.http.listen);
+        } catch (const std::exception& e) {
+            spdlog::error("{}; /metrics and /healthz are off, projections run as usual", e.what());
+        }
+    }
+
     void finish() {
+        http_.stop();
         drain_timer_.cancel();
         watchdog_.cancel();
         io_.stop();
@@ -425,7 +440,9 @@ private:
     // Handler threads: plugin code never runs on the event loop.
     asio::thread_pool handlers_{std::max(2u, std::thread::hardware_concurrency())};
     std::unique_ptr<WakeupListener> listener_;
-    store::ReadCoalescer coalescer_{io_};       // projections at the same place share one read
+    store::ReadCoalescer coalescer_{io_};  // projections at the same place share one read
+    metrics::Metrics metrics_;
+    http::HttpServer http_{io_, metrics_};
     std::unique_ptr<pg::ConnectionPool> pool_;  // the projections' connections
     std::vector<std::unique_ptr<cluster::ClusterMember>> members_;
     size_t active_members_ = 0;

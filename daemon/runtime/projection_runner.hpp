@@ -23,6 +23,10 @@
 #include "store/gap_safe_reader.hpp"
 #include "store/read_coalescer.hpp"
 
+namespace orchestratord::metrics {
+class Metrics;
+}  // namespace orchestratord::metrics
+
 namespace orchestratord::pg {
 class AsyncConnection;
 class ConnectionPool;
@@ -39,6 +43,7 @@ struct RunnerSettings {
     bool notify_available = false;                 // the NOTIFY trigger exists: idle runners need not poll
     store::ReadCoalescer* coalescer = nullptr;     // shared by every runner of the process
     cluster::SliceOwnership* ownership = nullptr;  // the slices this worker owns in the replica set
+    metrics::Metrics* metrics = nullptr;           // optional
 };
 
 class ProjectionRunner {

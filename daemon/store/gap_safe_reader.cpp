@@ -255,6 +255,13 @@ asio::awaitable<void> GapSafeReader::wait_for_writers(pg::AsyncConnection& conne
     if (writers == "{}") co_return;
     asio::steady_timer timer(co_await asio::this_coro::executor);
     const auto started = std::chrono::steady_clock::now();
+    // Back to 0 however the wait ends (a lost connection throws).
+    struct WaitEnded {
+        const std::function<void(double)>& report;
+        ~WaitEnded() {
+            if (report) report(0);
+        }
+    } wait_ended{on_waiting_};
     auto next_report = started + report_after_;
     std::chrono::milliseconds pause(1);
     const auto vxids = pg::make_params(writers);
@@ -267,6 +274,7 @@ asio::awaitable<void> GapSafeReader::wait_for_writers(pg::AsyncConnection& conne
             vxids, "wait for open writers");
         if (open.rows == 0) co_return;
         const auto now = std::chrono::steady_clock::now();
+        if (on_waiting_) on_waiting_(std::chrono::duration<double>(now - started).count());
         if (now >= next_report && on_blocked_) {
             std::vector<BlockedWriter> blocked;
             for (int64_t row = 0; row < open.rows; ++row) {

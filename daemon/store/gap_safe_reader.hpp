@@ -56,6 +56,10 @@ public:
     GapSafeReader(const config::EventStoreConfig& store, BlockedReport on_blocked,
                   std::chrono::milliseconds report_after = std::chrono::seconds(5));
 
+    // Told how long the reader has been waiting for open writers, while it
+    // waits, and 0 when the wait ends (for the blocked-reader metric).
+    void report_waiting(std::function<void(double seconds)> on_waiting) { on_waiting_ = std::move(on_waiting); }
+
     // One final batch (possibly empty: nothing new is visible).
     boost::asio::awaitable<EventBatch> read(pg::AsyncConnection& connection, const ReadRequest& request);
 
@@ -71,6 +75,7 @@ private:
     std::string table_;
     BlockedReport on_blocked_;
     std::chrono::milliseconds report_after_;
+    std::function<void(double seconds)> on_waiting_;
 };
 
 }  // namespace orchestratord::store

@@ -81,15 +81,16 @@ public:
     std::string config(int worker) const {
         const int delay = delays_.count(worker) > 0 ? delays_.at(worker) : delay_ms_;
         const std::string& schema = store_.schema();
-        return store_.dir().write(
-            "worker" + std::to_string(worker) + ".yaml",
-            "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + schema +
-                "}\nlogging: {level: debug}\nplugins: {directory: " FIXTURE_PLUGIN_DIR
-                "}\nreplica_sets:\n  - name: test\n    heartbeat_interval: 200ms\n    stale_worker_timeout: 1s\n"
-                "    coordination_timeout: 3s\n    batch_size: 50\n    poll_interval_max: 200ms\n"
-                "    projections:\n      - name: recorder\n        config: {table: " +
-                schema + ".recorded, delay_ms: " + std::to_string(delay) +
-                "}\n      - name: recorder_file\n        config: {file: '" + file_of(worker) + "'}\n");
+        return store_.dir().write("worker" + std::to_string(worker) + ".yaml",
+                                  "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + schema +
+                                      "}\nlogging: {level: debug}\nplugins: {directory: " FIXTURE_PLUGIN_DIR
+                                      "}\nhttp: {listen: '127.0.0.1:0'}\nreplica_sets:\n  - name: test\n    "
+                                      "heartbeat_interval: 200ms\n    stale_worker_timeout: 1s\n"
+                                      "    coordination_timeout: 3s\n    batch_size: 50\n    poll_interval_max: 200ms\n"
+                                      "    projections:\n      - name: recorder\n        config: {table: " +
+                                      schema + ".recorded, delay_ms: " + std::to_string(delay) +
+                                      "}\n      - name: recorder_file\n        config: {file: '" + file_of(worker) +
+                                      "'}\n");
     }
     std::string file_of(int worker) const { return store_.dir().file("worker" + std::to_string(worker) + ".txt"); }
 

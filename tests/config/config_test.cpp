@@ -270,7 +270,7 @@ TEST_CASE("wrong types are errors naming their path", "[config][validation]") {
     CHECK_THAT(problems(std::string(kMinimal) + "http: {listen: 'localhost'}\n"),
                Catch::Contains("http.listen: expected host:port"));
     CHECK_THAT(problems(std::string(kMinimal) + "http: {listen: 'localhost:70000'}\n"),
-               Catch::Contains("http.listen: port must be between 1 and 65535"));
+               Catch::Contains("http.listen: port must be between 0 and 65535"));
 }
 
 TEST_CASE("SQL identifiers are validated, never passed through raw", "[config][validation]") {

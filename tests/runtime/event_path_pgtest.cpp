@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/event_store_fixture.hpp"
+#include "support/http_get.hpp"
 #include "support/stop_gracefully.hpp"
 
 using namespace orchestratord::test;
@@ -71,12 +72,22 @@ TEST_CASE("a transaction committing a lower position late is delivered, in order
     INFO(daemon->output());
     REQUIRE(daemon->wait_for_output("reader blocked by an open writer", 20s));
     CHECK_THAT(daemon->output(), Catch::Contains("writer_pid=" + a_pid));
+    // ...and in the metric, which counts the seconds of waiting.
+    const int port = logged_http_port(daemon->output());
+    REQUIRE(port > 0);
+    const std::string blocked =
+        "pupsourcing_orchestrator_reader_blocked_seconds{projection=\"recorder\",replica_set=\"test\"}";
+    const auto waiting = http_get(port, "/metrics");
+    CHECK(waiting.status == 200);
+    CHECK_THAT(waiting.content_type, Catch::StartsWith("text/plain; version=0.0.4"));
+    CHECK(metric_value(waiting.body, blocked) > 0);
     CHECK(store.recorded() == 5);
     // No checkpoint has passed p while A is open.
     CHECK(store.scalar("SELECT max(position) FROM " + store.schema() + ".orchestratord_checkpoints") < p);
 
     a.exec("COMMIT");
     REQUIRE(store.wait_until([&] { return store.recorded() == 7; }, 10s));
+    CHECK(metric_value(http_get(port, "/metrics").body, blocked) == 0);
     const auto seen = deliveries(store);
     CHECK(std::get<0>(seen[5]) == p);
     CHECK(std::get<0>(seen[6]) == p + 1);
@@ -421,4 +432,34 @@ TEST_CASE("a plugin renamed into place takes over at a batch boundary after SIGH
                        store.schema() + ".recorded) s WHERE v2 IS DISTINCT FROM before AND before IS NOT NULL") == 1);
     CHECK_THAT(daemon->output(),
                Catch::Contains("switches to plugin recorder version 0.0.2 at its next batch boundary"));
+}
+
+TEST_CASE("the HTTP endpoints answer, and a busy address is reported without stopping the daemon",
+          "[event-path][http]") {
+    EventStoreFixture store("http");
+    const std::string config = store.config_file(store.recorder());
+    auto first = store.start_daemon(config, "first.log");
+    REQUIRE(first->wait_for_output("ready;", 15s));
+    const int port = logged_http_port(first->output());
+    REQUIRE(port > 0);
+    const auto health = http_get(port, "/healthz");
+    CHECK(health.status == 200);
+    CHECK(health.body == "ok\n");
+    CHECK(http_get(port, "/nothing-here").status == 404);
+    CHECK_THAT(http_get(port, "/metrics").body,
+               Catch::Contains("# TYPE pupsourcing_orchestrator_reader_blocked_seconds gauge"));
+
+    // A second daemon configured for the same address: an error naming it, and work goes on.
+    std::string taken = read_file(config);
+    const auto at = taken.find("127.0.0.1:0");
+    REQUIRE(at != std::string::npos);
+    taken.replace(at, std::string("127.0.0.1:0").size(), "127.0.0.1:" + std::to_string(port));
+    auto second = store.start_daemon(store.dir().write("taken.yaml", taken), "second.log");
+    REQUIRE(second->wait_for_output("ready;", 15s));
+    CHECK_THAT(second->output(),
+               Catch::Contains("http.listen 127.0.0.1:" + std::to_string(port) + ": cannot listen there"));
+    store.append_each(10, 5);
+    REQUIRE(store.wait_until([&] { return store.recorded() >= 10; }, 15s));
+    stop_gracefully(*second);
+    stop_gracefully(*first);
 }

@@ -82,11 +82,12 @@ public:
     // indented by 6 spaces) at `batch_size`.
     std::string config_file(const std::string& projections_yaml, int batch_size = 100,
                             const std::string& name = "orchestratord.yaml") const {
-        return dir_.write(name, "database: {url: '" + pg_url() + "'}\n" + "event_store: {schema: " + schema_ +
-                                    "}\nlogging: {level: debug}\nplugins: {directory: " FIXTURE_PLUGIN_DIR
-                                    "}\nreplica_sets:\n  - name: test\n    batch_size: " +
-                                    std::to_string(batch_size) + "\n    poll_interval_max: 200ms\n" +
-                                    (projections_yaml.empty() ? "" : "    projections:\n" + projections_yaml));
+        return dir_.write(name,
+                          "database: {url: '" + pg_url() + "'}\n" + "event_store: {schema: " + schema_ +
+                              "}\nlogging: {level: debug}\nplugins: {directory: " FIXTURE_PLUGIN_DIR
+                              "}\nhttp: {listen: '127.0.0.1:0'}\nreplica_sets:\n  - name: test\n    batch_size: " +
+                              std::to_string(batch_size) + "\n    poll_interval_max: 200ms\n" +
+                              (projections_yaml.empty() ? "" : "    projections:\n" + projections_yaml));
     }
 
     std::string recorder(const std::string& projection = "recorder", const std::string& extra = "") const {
