@@ -380,8 +380,8 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         wake_pending_ = false;
         co_return std::chrono::hours(24);
     }
-    auto lease = co_await settings_.pool->acquire();
-    connection_ = &lease.connection();
+    lease_ = co_await settings_.pool->acquire();
+    connection_ = &lease_->connection();
     std::optional<std::chrono::milliseconds> pause_for;
     std::exception_ptr failure;
     try {
@@ -390,10 +390,10 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         failure = std::current_exception();
     }
     connection_ = nullptr;
-    if (failure) {
-        if (!is_slices_lost(failure)) lease.connection().close();  // a fencing failure rolled back cleanly
-        std::rethrow_exception(failure);
-    }
+    if (failure && lease_ && !is_slices_lost(failure))
+        lease_->connection().close();  // a fencing failure rolled back cleanly
+    lease_.reset();
+    if (failure) std::rethrow_exception(failure);
     co_return pause_for;
 }
 
@@ -562,7 +562,13 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver_with_retries(cons
             context(), attempt, on_error.max_attempts, batch.events[begin].global_position,
             batch.events[end - 1].global_position, result.error);
         if (attempt < on_error.max_attempts) {
+            // Nothing of the attempt is left on the connection (rolled
+            // back): the pool lends it to other projections meanwhile.
+            connection_ = nullptr;
+            lease_.reset();
             co_await back_off(backoff);
+            lease_ = co_await settings_.pool->acquire();
+            connection_ = &lease_->connection();
             backoff = std::min(backoff * 2, max_backoff);
             if (stopping_) break;  // nothing of this attempt was committed
         }

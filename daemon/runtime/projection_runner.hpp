@@ -18,6 +18,7 @@
 
 #include "cluster/slice_ownership.hpp"
 #include "config/config.hpp"
+#include "pg/connection_pool.hpp"
 #include "plugins/projection_instance.hpp"
 #include "store/checkpoint_store.hpp"
 #include "store/gap_safe_reader.hpp"
@@ -29,7 +30,6 @@ class Metrics;
 
 namespace orchestratord::pg {
 class AsyncConnection;
-class ConnectionPool;
 }  // namespace orchestratord::pg
 
 namespace orchestratord::runtime {
@@ -105,7 +105,8 @@ private:
     std::unique_ptr<plugins::ProjectionInstance> instance_;
     std::unique_ptr<plugins::ProjectionInstance> replacement_;  // waiting for a batch boundary
     store::Scope replacement_scope_;
-    pg::AsyncConnection* connection_ = nullptr;  // borrowed from the pool for the current step
+    std::optional<pg::ConnectionPool::Lease> lease_;  // the current step's connection from the pool
+    pg::AsyncConnection* connection_ = nullptr;       // lease_'s connection
     store::GapSafeReader reader_;
     boost::asio::steady_timer idle_timer_;     // idle waits: ended by wake-ups and stop
     boost::asio::steady_timer backoff_timer_;  // retry/reconnect back-off: ended only by stop

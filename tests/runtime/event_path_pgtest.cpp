@@ -463,3 +463,25 @@ TEST_CASE("the HTTP endpoints answer, and a busy address is reported without sto
     stop_gracefully(*second);
     stop_gracefully(*first);
 }
+
+TEST_CASE("a projection waiting to retry a failed batch lends its connection to the others", "[event-path][pool]") {
+    EventStoreFixture store("backoff_pool");
+    store.append_each(40, 20);
+    // One connection for all projections (3 = membership + listener + 1); the
+    // failing one waits 4 s before each retry.
+    const std::string projections =
+        "      - name: throws_non_standard\n        on_error: {policy: pause, max_attempts: 2, "
+        "initial_backoff: 4s}\n" +
+        store.recorder();
+    auto daemon = store.start_daemon(
+        store.config_file(projections), "daemon.log",
+        {{"ORCHESTRATORD_DATABASE_MAX_OPEN_CONNS", "3"}, {"ORCHESTRATORD_DATABASE_MAX_IDLE_CONNS", "1"}});
+    INFO(daemon->output());
+    REQUIRE(daemon->wait_for_output("projection failed to handle a batch", 15s));
+    const auto failed_at = std::chrono::steady_clock::now();
+    // The recorder gets the connection during the back-off, not after it.
+    REQUIRE(store.wait_until([&] { return store.recorded() == 40; }, 10s));
+    CHECK(std::chrono::steady_clock::now() - failed_at < 3s);
+    CHECK(daemon->output().find("attempt=2/2") == std::string::npos);  // still backing off
+    stop_gracefully(*daemon);
+}
