@@ -154,8 +154,10 @@ seed_checkpoints() {  # seed_checkpoints REPLICA_SET PROJECTION POSITION: every 
 }
 at_head() {  # at_head PROJECTIONS -> rows read per appended event
   local name="head$1"
-  local p
-  for ((p = 0; p < $1; p++)); do seed_checkpoints "$name" "noop_$p" "$head"; done
+  local p now_head
+  # At the head as it is now (the previous run appended): nothing to catch up.
+  now_head=$(sql "SELECT max(global_position) FROM events")
+  for ((p = 0; p < $1; p++)); do seed_checkpoints "$name" "noop_$p" "$now_head"; done
   # Counted from before the daemon starts to after it has exited: a backend
   # flushes its table statistics lazily, but always when it ends.
   local before=$(settled_events_read)

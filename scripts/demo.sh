@@ -97,13 +97,14 @@ echo "demo: appending 20000 sample events to catch up on, then a steady 50 event
 "$root/scripts/append-events.sh" --url "$DATABASE_URL" --rate 50 &
 generator_pid=$!
 
-# Each worker's lines carry its name; both join the same replica set.
+# Each worker's lines carry its name; both join the same replica set. Each
+# serves /metrics and /healthz on its own port (http.listen).
 start_worker() {
-  "$bin" --config "$demo/orchestratord.yaml" > >(sed -u "s/^/[$1] /") 2>&1 &
+  ORCHESTRATORD_HTTP_LISTEN="127.0.0.1:$2" "$bin" --config "$demo/orchestratord.yaml" > >(sed -u "s/^/[$1] /") 2>&1 &
   workers+=($!)
 }
 echo "demo: starting worker-1 (Ctrl-C to stop); watch 'projection progress' lines: lag falls to 0, then follows live"
-start_worker worker-1
+start_worker worker-1 9090
 join_after=5
 status_after=10
 if [ -n "$duration" ]; then
@@ -112,7 +113,8 @@ if [ -n "$duration" ]; then
 fi
 sleep "$join_after"
 echo "demo: starting worker-2: a new generation gives it half of the slices ('acquired slices' lines)"
-start_worker worker-2
+start_worker worker-2 9091
+echo "demo: metrics of the workers: http://127.0.0.1:9090/metrics and http://127.0.0.1:9091/metrics"
 sleep $(( status_after - join_after ))
 echo "demo: the cluster now, as orchestratord status sees it:"
 "$bin" status --config "$demo/orchestratord.yaml" || true
