@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The orchestratord demo, from nothing to a running cluster:
 #   installs what is missing, builds (Release), starts a private PostgreSQL
-#   under .demo/ (unless DATABASE_URL is set), migrates it (with the NOTIFY
+#   in a directory under /tmp (unless DATABASE_URL is set), migrates it (with the NOTIFY
 #   trigger), appends sample events (a backlog, then a steady trickle) and runs
 #   a small cluster of two orchestratord workers with the sample plugins: the
 #   first starts alone, the second joins a few seconds later and takes half of
@@ -35,6 +35,7 @@ demo="$root/.demo"
 mkdir -p "$demo"
 chmod 755 "$demo"
 pg_started=""
+pg_dir=""
 workers=()
 generator_pid=""
 stop_workers() {
@@ -49,17 +50,23 @@ cleanup() {
   stop_workers 2>/dev/null || true
   if [ -n "$pg_started" ]; then
     echo "demo: stopping the private PostgreSQL"
-    "$root/scripts/pg-private.sh" stop "$demo/pg"
+    "$root/scripts/pg-private.sh" stop "$pg_dir"
+    rm -rf "$pg_dir"
   fi
 }
 trap cleanup EXIT
 trap 'echo; echo "demo: got Ctrl-C, stopping"; exit 0' INT TERM
 
 if [ -z "${DATABASE_URL:-}" ]; then
-  eval "$("$root/scripts/pg-private.sh" start "$demo/pg")"
+  # Under /tmp, not in the checkout: run as root, PostgreSQL runs as the
+  # postgres user, who cannot enter a checkout in /root (mode 0700).
+  pg_dir=$(mktemp -d /tmp/orchestratord-demo-pg.XXXXXX)
+  chmod 755 "$pg_dir"
   pg_started=1
+  pg_env=$("$root/scripts/pg-private.sh" start "$pg_dir") || { echo "demo: could not start PostgreSQL" >&2; exit 1; }
+  eval "$pg_env"
   export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
-  echo "demo: private PostgreSQL on 127.0.0.1:$PGPORT (data in .demo/pg)"
+  echo "demo: private PostgreSQL on 127.0.0.1:$PGPORT (data in $pg_dir, removed at the end)"
 else
   echo "demo: using DATABASE_URL from the environment"
 fi
