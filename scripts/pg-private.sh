@@ -12,10 +12,12 @@ set -euo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 action=${1:?usage: pg-private.sh start|restart|stop DIR}
 dir=${2:?usage: pg-private.sh start|restart|stop DIR}
+dir=$(realpath -m "$dir")  # the server commands run from /
 
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    # From /: the caller's directory may be one the postgres user cannot enter.
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
