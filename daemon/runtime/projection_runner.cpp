@@ -186,7 +186,7 @@ bool ProjectionRunner::advance_positions(std::vector<int64_t>& positions, int64_
 // checkpoints are the truth.
 asio::awaitable<void> ProjectionRunner::prepare() {
     store::CheckpointStore checkpoints(settings_.event_store);
-    slice_count_ = co_await checkpoints.register_replica_set(*connection_, settings_.replica_set.name,
+    slice_count_ = co_await checkpoints.register_replica_set(connection(), settings_.replica_set.name,
                                                              static_cast<int32_t>(settings_.replica_set.slices));
     if (slice_count_ != settings_.replica_set.slices) {
         spdlog::warn(
@@ -194,7 +194,7 @@ asio::awaitable<void> ProjectionRunner::prepare() {
             context(), slice_count_, settings_.replica_set.slices);
     }
     positions_ =
-        co_await checkpoints.load(*connection_, settings_.replica_set.name, settings_.projection.name, slice_count_);
+        co_await checkpoints.load(connection(), settings_.replica_set.name, settings_.projection.name, slice_count_);
     written_ = positions_;
     prefetched_.reset();
     // The cluster member says which slices are ours; start from its view.
@@ -204,7 +204,7 @@ asio::awaitable<void> ProjectionRunner::prepare() {
 
     const std::string state_table = store::own_table(settings_.event_store, "projection_state");
     const auto key = pg::make_params(settings_.replica_set.name, settings_.projection.name);
-    const auto state = co_await connection_->exec(
+    const auto state = co_await connection().exec(
         "SELECT state, coalesce(reason, '') FROM " + state_table + " WHERE replica_set = $1 AND projection = $2", key,
         "read the projection's state");
     paused_ = state.rows > 0 && state.at(0, 0) == "paused";
@@ -247,7 +247,7 @@ asio::awaitable<void> ProjectionRunner::follow_ownership() {
     }
     if (!arriving.empty()) {
         store::CheckpointStore checkpoints(settings_.event_store);
-        const auto stored = co_await checkpoints.load(*connection_, settings_.replica_set.name,
+        const auto stored = co_await checkpoints.load(connection(), settings_.replica_set.name,
                                                       settings_.projection.name, slice_count_);
         for (int32_t s : arriving) {
             const auto index = static_cast<size_t>(s);
@@ -292,7 +292,7 @@ asio::awaitable<bool> ProjectionRunner::write_checkpoints(const std::vector<int6
     }
     store::CheckpointStore checkpoints(settings_.event_store);
     const bool written =
-        co_await checkpoints.write(*connection_, settings_.replica_set.name, settings_.projection.name, fence_, next);
+        co_await checkpoints.write(connection(), settings_.replica_set.name, settings_.projection.name, fence_, next);
     if (written) {
         for (size_t s = 0; s < written_.size(); ++s) written_[s] = std::max(written_[s], next[s]);
     } else if (!warn_if_lost) {
@@ -339,13 +339,12 @@ asio::awaitable<void> ProjectionRunner::run() {
     // Graceful stop: leave every slice's checkpoint where it really is.
     if (prepared_) {
         try {
-            auto lease = co_await settings_.pool->acquire();
-            connection_ = &lease.connection();
+            lease_ = co_await settings_.pool->acquire();
             co_await sweep_checkpoints();
         } catch (const std::exception& e) {
             spdlog::warn("could not write final checkpoints {} error=\"{}\"", context(), e.what());
         }
-        connection_ = nullptr;
+        lease_.reset();
     }
     spdlog::info("projection stopped {} handled={}", context(), handled_);
 }
@@ -381,7 +380,6 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         co_return std::chrono::hours(24);
     }
     lease_ = co_await settings_.pool->acquire();
-    connection_ = &lease_->connection();
     std::optional<std::chrono::milliseconds> pause_for;
     std::exception_ptr failure;
     try {
@@ -389,9 +387,9 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
     } catch (...) {
         failure = std::current_exception();
     }
-    connection_ = nullptr;
-    if (failure && lease_ && !is_slices_lost(failure))
-        lease_->connection().close();  // a fencing failure rolled back cleanly
+    // After a fencing failure the batch rolled back cleanly; after any other
+    // error the connection's state is unknown, so the pool must drop it.
+    if (failure && lease_ && !is_slices_lost(failure)) lease_->connection().close();
     lease_.reset();
     if (failure) std::rethrow_exception(failure);
     co_return pause_for;
@@ -419,7 +417,7 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
                                    settings_.replica_set.batch_size};
         wake_pending_ = false;  // this read sees everything committed before it
-        read = co_await read_batch(*connection_, request);
+        read = co_await read_batch(connection(), request);
     }
     const store::EventBatch& batch = *read;
     if (batch.events.empty()) {
@@ -457,8 +455,8 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
                                                                int64_t checkpoint) {
     const auto events = batch.pointers(begin, end);
     const bool transactional = instance_->mode() == plugins::ProjectionMode::transactional;
-    if (transactional) co_await connection_->exec("BEGIN", pg::Params{}, "begin the batch transaction");
-    LoopTransaction transaction(io_, *connection_);
+    if (transactional) co_await connection().exec("BEGIN", pg::Params{}, "begin the batch transaction");
+    LoopTransaction transaction(io_, connection());
     plugins::SqlSession* session = transactional ? &transaction : nullptr;
     // The handler runs on a handler thread; this coroutine resumes on the loop.
     plugins::CallResult result = co_await asio::co_spawn(
@@ -466,7 +464,7 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
         [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_->handle_batch(events, session); },
         asio::use_awaitable);
     if (!result.ok) {
-        if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
+        if (transactional) co_await connection().exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
         co_return result;
     }
     // At-least-once: written right after the handler returns, so a crash
@@ -475,10 +473,10 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     // the plugin's writes and the checkpoints commit only while we own the
     // slices; otherwise everything rolls back.
     if (!co_await write_checkpoints(checkpoints_at(checkpoint))) {
-        if (transactional) co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the fenced batch");
+        if (transactional) co_await connection().exec("ROLLBACK", pg::Params{}, "roll back the fenced batch");
         throw SlicesLost();
     }
-    if (transactional) co_await connection_->exec("COMMIT", pg::Params{}, "commit the batch");
+    if (transactional) co_await connection().exec("COMMIT", pg::Params{}, "commit the batch");
     co_return result;
 }
 
@@ -564,11 +562,9 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver_with_retries(cons
         if (attempt < on_error.max_attempts) {
             // Nothing of the attempt is left on the connection (rolled
             // back): the pool lends it to other projections meanwhile.
-            connection_ = nullptr;
             lease_.reset();
             co_await back_off(backoff);
             lease_ = co_await settings_.pool->acquire();
-            connection_ = &lease_->connection();
             backoff = std::min(backoff * 2, max_backoff);
             if (stopping_) break;  // nothing of this attempt was committed
         }
@@ -645,18 +641,18 @@ asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& bat
     const auto params = pg::make_params(settings_.replica_set.name, settings_.projection.name, std::to_string(slice),
                                         std::to_string(event.global_position), std::string(event.event_id), error,
                                         std::to_string(attempts));
-    co_await connection_->exec("BEGIN", pg::Params{}, "begin dead-lettering");
-    co_await connection_->exec(
+    co_await connection().exec("BEGIN", pg::Params{}, "begin dead-lettering");
+    co_await connection().exec(
         "INSERT INTO " + table +
             " (replica_set, projection, slice, global_position, event_id, error, attempts) VALUES ($1, $2, $3, $4, $5, "
             "$6, $7) ON CONFLICT (replica_set, projection, event_id) DO UPDATE SET error = EXCLUDED.error, "
             "attempts = EXCLUDED.attempts, created_at = now()",
         params, "record a dead letter");
     if (!co_await write_checkpoints(checkpoints_at(event.global_position))) {
-        co_await connection_->exec("ROLLBACK", pg::Params{}, "roll back the fenced dead letter");
+        co_await connection().exec("ROLLBACK", pg::Params{}, "roll back the fenced dead letter");
         throw SlicesLost();
     }
-    co_await connection_->exec("COMMIT", pg::Params{}, "commit the dead letter");
+    co_await connection().exec("COMMIT", pg::Params{}, "commit the dead letter");
     spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error=\"{}\"", context(),
                   event.global_position, event.event_id, event.event_type, attempts, error);
 }
@@ -664,7 +660,7 @@ asio::awaitable<void> ProjectionRunner::dead_letter(const store::EventBatch& bat
 asio::awaitable<void> ProjectionRunner::pause(const std::string& reason) {
     const std::string table = store::own_table(settings_.event_store, "projection_state");
     const auto params = pg::make_params(settings_.replica_set.name, settings_.projection.name, reason);
-    co_await connection_->exec("INSERT INTO " + table +
+    co_await connection().exec("INSERT INTO " + table +
                                    " (replica_set, projection, state, reason) VALUES ($1, $2, 'paused', $3) "
                                    "ON CONFLICT (replica_set, projection) DO UPDATE SET state = 'paused', "
                                    "reason = EXCLUDED.reason, updated_at = now()",
@@ -708,7 +704,7 @@ asio::awaitable<void> ProjectionRunner::report_progress() {
     const double seconds = std::chrono::duration<double>(now - last_progress_).count();
     last_progress_ = now;
     const auto head =
-        co_await connection_->exec("SELECT coalesce(max(global_position), 0) FROM " +
+        co_await connection().exec("SELECT coalesce(max(global_position), 0) FROM " +
                                        store::qualified(settings_.event_store, settings_.event_store.events_table),
                                    pg::Params{}, "read the head position");
     const int64_t head_position = std::stoll(*head.at(0, 0));

@@ -67,6 +67,8 @@ public:
     void replace_instance(std::unique_ptr<plugins::ProjectionInstance> next, store::Scope scope);
 
 private:
+    // The connection borrowed for the current step (lease_).
+    pg::AsyncConnection& connection() { return lease_->connection(); }
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step();
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step_with_connection();
     boost::asio::awaitable<void> prepare();
@@ -106,7 +108,6 @@ private:
     std::unique_ptr<plugins::ProjectionInstance> replacement_;  // waiting for a batch boundary
     store::Scope replacement_scope_;
     std::optional<pg::ConnectionPool::Lease> lease_;  // the current step's connection from the pool
-    pg::AsyncConnection* connection_ = nullptr;       // lease_'s connection
     store::GapSafeReader reader_;
     boost::asio::steady_timer idle_timer_;     // idle waits: ended by wake-ups and stop
     boost::asio::steady_timer backoff_timer_;  // retry/reconnect back-off: ended only by stop
