@@ -1,6 +1,7 @@
 #include "store/gap_safe_reader.hpp"
 
 #include <algorithm>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,7 +25,9 @@ constexpr const char* kColumns =
 constexpr int kSliceColumn = 14;
 constexpr int kHolesColumn = 15;
 constexpr int kFinalColumn = 16;
-// How far one empty read may move a checkpoint (bounds the index range it counts).
+constexpr int kFirstMissingColumn = 17;
+// How many rows past the checkpoint one read without events of ours may
+// cover (bounds the index range it counts, however sparse the positions).
 constexpr int64_t kEmptyWindow = 50000;
 // timestamptz in binary format: microseconds since 2000-01-01 UTC.
 constexpr int64_t kPostgresEpochUs = 946684800000000LL;
@@ -178,69 +181,82 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
     if (!upto) sql << " LIMIT " << param(std::to_string(request.limit));
     // One row even when the batch is empty (LEFT JOIN on the one-row `top`),
     // so an empty read still tells how far it is final: up to the batch's
-    // highest position, or, when nothing of ours is there, up to the head
-    // (at most kEmptyWindow positions on). The missing-position count covers
-    // the whole table, in this statement's snapshot: a hole belonging to
-    // another slice or scope also counts, since we cannot know whose it is.
+    // highest position, or, when nothing of ours is there, up to the
+    // kEmptyWindow-th row past `from`. The missing positions are counted in
+    // the whole table (a hole of another slice or scope counts too: we cannot
+    // know whose it is) and the first of them is found, all in this
+    // statement's snapshot: what is final must come from the snapshot the
+    // rows come from. A later statement would see holes filled meanwhile and
+    // move "final" past rows this batch never contained.
     sql << "), top AS (SELECT coalesce((SELECT max(global_position) FROM batch), "
-        << "least((SELECT coalesce(max(global_position), 0) FROM " << table_ << "), " << p_from << " + "
-        << param(std::to_string(kEmptyWindow)) << "::int8)) AS hi) "
-        << "SELECT b.*, (top.hi - " << p_from << " - (SELECT count(*) FROM " << table_
-        << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi))::int8 AS holes, "
-        << "top.hi FROM top LEFT JOIN batch b ON true";  // no second sort: the CTE scan keeps the batch's order
-                                                         // (checked in to_batch)
+        << "(SELECT coalesce(max(w.global_position), " << p_from << ") FROM (SELECT global_position FROM " << table_
+        << " WHERE global_position > " << p_from << " ORDER BY global_position LIMIT "
+        << param(std::to_string(kEmptyWindow)) << ") w)) AS hi), "
+        << "gaps AS (SELECT top.hi, (top.hi - " << p_from << " - (SELECT count(*) FROM " << table_
+        << " x WHERE x.global_position > " << p_from << " AND x.global_position <= top.hi))::int8 AS holes FROM top), "
+        << "first AS (SELECT g.hi, g.holes, CASE WHEN g.holes > 0 THEN (SELECT min(x.prev + 1) FROM (SELECT "
+        << "global_position, lag(global_position, 1, " << p_from << ") OVER (ORDER BY global_position) AS prev FROM "
+        << table_ << " WHERE global_position > " << p_from
+        << " AND global_position <= g.hi) x WHERE x.global_position <> x.prev + 1) END AS first_missing FROM gaps g) "
+        << "SELECT b.*, f.holes, f.hi, f.first_missing FROM first f LEFT JOIN batch b ON true";
+    // No second sort: the CTE scan keeps the batch's order (checked in to_batch).
     query.sql = sql.str();
     return query;
 }
 
 asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection, const ReadRequest& request) {
+    if (stopped_) throw ReadStopped();
     Query query = build(request, std::nullopt);
     const int64_t from = lowest_position(request);
     pg::Result rows = co_await connection.query_prepared(query.sql, query.params, "read events", pg::Format::binary);
+    // Everything below decides from this one snapshot: the highest position
+    // the read covers, how many positions are missing up to it, and the first
+    // missing one.
+    int64_t hi = from;
     int64_t holes = 0;
+    int64_t first_missing = 0;
     if (query.whole_stream) {
         if (rows.rows() == 0) co_return EventBatch{};  // nothing visible past the checkpoint
-        holes = rows.int8(rows.rows() - 1, 0) - from - rows.rows();
+        hi = rows.int8(rows.rows() - 1, 0);
+        holes = hi - from - rows.rows();
+        int64_t expected = from + 1;
+        for (int row = 0; holes > 0 && row < rows.rows(); ++row, ++expected) {
+            if (rows.int8(row, 0) != expected) {
+                first_missing = expected;
+                break;
+            }
+        }
     } else {
+        hi = rows.int8(0, kFinalColumn);
         holes = rows.int8(0, kHolesColumn);
-    }
-    if (!query.whole_stream && rows.is_null(0, 0)) {
-        // Nothing of ours beyond `from`. Without missing positions up to the
-        // head (or the window's end) the checkpoints may move there.
-        EventBatch empty;
-        const int64_t upto = rows.int8(0, kFinalColumn);
-        if (holes == 0 && upto > from) empty.final_position = upto;
-        co_return empty;
+        if (!rows.is_null(0, kFirstMissingColumn)) first_missing = rows.int8(0, kFirstMissingColumn);
     }
     EventBatch batch = to_batch(std::move(rows));
-    if (holes == 0) co_return batch;
-
-    // Where is the first missing position (everything below it is final now),
-    // and which writers are open? Both are read after the batch's snapshot.
-    const int64_t hi = batch.final_position;
-    const auto range = pg::make_params(std::to_string(from), std::to_string(hi), table_);
-    const auto first = co_await connection.exec(
-        "SELECT (SELECT min(x.prev + 1) FROM (SELECT global_position, lag(global_position, 1, $1::int8) OVER (ORDER BY "
-        "global_position) AS prev FROM " +
-            table_ +
-            " WHERE global_position > $1::int8 AND global_position <= $2::int8) x "
-            "WHERE x.global_position <> x.prev + 1), "
-            "(SELECT coalesce(array_agg(l.virtualtransaction), '{}')::text FROM pg_locks l "
-            "WHERE l.relation = $3::regclass AND l.mode = 'RowExclusiveLock')",
-        range, "find the first missing position");
-    if (first.at(0, 0)) {
-        const int64_t hole = std::stoll(*first.at(0, 0));
-        size_t below = 0;
-        while (below < batch.events.size() && batch.events[below].global_position < hole) ++below;
-        if (below > 0) {
-            batch.events.resize(below);
-            batch.slices.resize(below);
-            batch.final_position = hole - 1;
-            co_return batch;
-        }
-        // The very next position is missing: wait for the writers open now.
-        co_await wait_for_writers(connection, first.at(0, 1).value_or("{}"));
+    if (holes == 0) {
+        if (hi > from) batch.final_position = hi;
+        co_return batch;
     }
+    if (first_missing > from + 1) {
+        // Everything below the first missing position is final now, also
+        // when none of it is ours (a rolled-back hole further on must not
+        // hold this read's slices back).
+        size_t below = 0;
+        while (below < batch.events.size() && batch.events[below].global_position < first_missing) ++below;
+        batch.events.resize(below);
+        batch.slices.resize(below);
+        batch.final_position = first_missing - 1;
+        co_return batch;
+    }
+    // The very next position is missing: wait for the writers open now. A
+    // writer takes its lock on the events table before it draws a position,
+    // so every transaction that could still fill a hole up to `hi` either
+    // holds that lock now or has ended, and the re-read below sees it.
+    const auto table = pg::make_params(table_);
+    const auto open = co_await connection.exec(
+        "SELECT coalesce(array_agg(l.virtualtransaction), '{}')::text FROM pg_locks l "
+        "WHERE l.relation = $1::regclass AND l.mode = 'RowExclusiveLock'",
+        table, "list the open writers");
+    co_await wait_for_writers(connection, open.at(0, 0).value_or("{}"));
     // Read (from, hi] again with a fresh snapshot: every writer that could fill
     // a hole there has ended, so what is missing now was rolled back.
     Query again = build(request, hi);
@@ -251,40 +267,61 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
     co_return final_batch;
 }
 
+void GapSafeReader::stop() {
+    stopped_ = true;
+    for (auto* timer : waits_) timer->cancel();
+}
+
+// Waits until none of `writers` (virtual transaction ids) holds its lock on
+// the events table any more. A prepared transaction (PREPARE TRANSACTION)
+// keeps that lock, with no backend and no virtualxid lock of its own, until
+// COMMIT PREPARED or ROLLBACK PREPARED: waiting on the table lock covers it and
+// ordinary transactions alike.
 asio::awaitable<void> GapSafeReader::wait_for_writers(pg::AsyncConnection& connection, const std::string& writers) {
     if (writers == "{}") co_return;
     asio::steady_timer timer(co_await asio::this_coro::executor);
+    waits_.insert(&timer);
     const auto started = std::chrono::steady_clock::now();
-    // Back to 0 however the wait ends (a lost connection throws).
+    // However the wait ends (stop or a lost connection throw): back to 0 for
+    // the metric, and the timer is no longer ours to cancel.
     struct WaitEnded {
-        const std::function<void(double)>& report;
+        GapSafeReader& reader;
+        asio::steady_timer* timer;
         ~WaitEnded() {
-            if (report) report(0);
+            reader.waits_.erase(timer);
+            if (reader.on_waiting_) reader.on_waiting_(0);
         }
-    } wait_ended{on_waiting_};
+    } wait_ended{*this, &timer};
     auto next_report = started + report_after_;
     std::chrono::milliseconds pause(1);
-    const auto vxids = pg::make_params(writers);
+    const auto params = pg::make_params(writers, table_);
     for (;;) {
-        // Every transaction holds a lock on its own virtual transaction id until it ends.
+        if (stopped_) throw ReadStopped();
         const auto open = co_await connection.exec(
-            "SELECT l.pid, coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8 FROM pg_locks l "
+            "SELECT l.pid, coalesce(extract(epoch FROM now() - coalesce(a.xact_start, p.prepared)), 0)::float8, "
+            "p.gid FROM pg_locks l "
             "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'virtualxid' AND l.virtualxid = ANY($1::text[])",
-            vxids, "wait for open writers");
+            "LEFT JOIN pg_locks x ON l.pid IS NULL AND x.locktype = 'transactionid' "
+            "AND x.virtualtransaction = l.virtualtransaction "
+            "LEFT JOIN pg_prepared_xacts p ON p.transaction = x.transactionid "
+            "WHERE l.relation = $2::regclass AND l.mode = 'RowExclusiveLock' "
+            "AND l.virtualtransaction = ANY($1::text[])",
+            params, "wait for open writers");
         if (open.rows == 0) co_return;
         const auto now = std::chrono::steady_clock::now();
         if (on_waiting_) on_waiting_(std::chrono::duration<double>(now - started).count());
         if (now >= next_report && on_blocked_) {
             std::vector<BlockedWriter> blocked;
             for (int64_t row = 0; row < open.rows; ++row) {
-                blocked.push_back({std::stoi(open.at(row, 0).value_or("0")), std::stod(open.at(row, 1).value_or("0"))});
+                blocked.push_back({std::stoi(open.at(row, 0).value_or("0")), std::stod(open.at(row, 1).value_or("0")),
+                                   open.at(row, 2).value_or("")});
             }
             on_blocked_(blocked, now - started);
             next_report = now + report_after_;
         }
         timer.expires_after(pause);
-        co_await timer.async_wait(asio::use_awaitable);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
     }
 }

@@ -14,9 +14,12 @@
 // the batch's top was either listed (and waited for) or had already ended when
 // the lock list was read, and the re-read's newer snapshot sees its rows.
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -45,8 +48,14 @@ struct ReadRequest {
 // Called while the reader waits for an open writer: its pid and how long its
 // transaction has been open.
 struct BlockedWriter {
-    int32_t pid = 0;
+    int32_t pid = 0;  // 0 for a prepared transaction: no backend runs it
     double open_seconds = 0;
+    std::string prepared_gid;  // the global id of a prepared transaction
+};
+
+// Thrown by a read that stop() ended.
+struct ReadStopped : std::runtime_error {
+    ReadStopped() : std::runtime_error("the reader was stopped") {}
 };
 using BlockedReport =
     std::function<void(const std::vector<BlockedWriter>&, std::chrono::steady_clock::duration waited)>;
@@ -62,6 +71,9 @@ public:
 
     // One final batch (possibly empty: nothing new is visible).
     boost::asio::awaitable<EventBatch> read(pg::AsyncConnection& connection, const ReadRequest& request);
+    // Ends every wait for open writers at once (they throw ReadStopped), and
+    // every later read: for a prompt shutdown while a writer stays open.
+    void stop();
 
     // The SQL expression of an event's slice, for documentation and tests.
     static std::string slice_expression(const std::string& column, const std::string& slice_count_param);
@@ -76,6 +88,8 @@ private:
     BlockedReport on_blocked_;
     std::chrono::milliseconds report_after_;
     std::function<void(double seconds)> on_waiting_;
+    bool stopped_ = false;
+    std::set<boost::asio::steady_timer*> waits_;  // the timers of waits in progress
 };
 
 }  // namespace orchestratord::store

@@ -56,11 +56,14 @@ inline void count_file_deliveries(const std::string& file, std::map<int64_t, int
 
 class EventStoreFixture {
 public:
-    explicit EventStoreFixture(const std::string& label)
+    // notify_trigger: migrate with the optional NOTIFY trigger (without it,
+    // writers may use two-phase commit).
+    explicit EventStoreFixture(const std::string& label, bool notify_trigger = true)
         : schema_(label + "_" + std::to_string(::getpid())), db_(pg_url()) {
         db_.exec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
-        const auto migrated =
-            run_command({ORCHESTRATORD_BIN, "migrate", "--config", config_file(""), "--with-notify-trigger"});
+        std::vector<std::string> migrate{ORCHESTRATORD_BIN, "migrate", "--config", config_file("")};
+        if (notify_trigger) migrate.push_back("--with-notify-trigger");
+        const auto migrated = run_command(migrate);
         INFO(migrated.output);
         REQUIRE(migrated.status.code == 0);
         db_.exec("CREATE TABLE " + schema_ +
