@@ -233,19 +233,34 @@ asio::awaitable<void> ClusterMember::heartbeat() {
 
 // Frees the slices matching `condition` (owner = NULL, next epoch) and closes
 // their ownership history. Returns (slice, previous owner) rows.
+//
+// With InFlight::wait_for_them the statement also locks the releasing
+// worker's checkpoint rows. A batch transaction holds its row from the
+// checkpoint write until it ends and checks its slices' epochs in a later
+// statement, so it either commits before this release or sees the new epoch
+// and rolls back: a batch can never commit for a slice already handed over,
+// whatever path (a retry after a back-off, a missed boundary) led there.
 asio::awaitable<pg::Rows> ClusterMember::free_slices(const std::string& condition, const pg::Params& params,
-                                                     const std::string& purpose) {
+                                                     const std::string& purpose, InFlight in_flight) {
     const std::string slices = store::own_table(settings_.event_store, "slices");
     const std::string history = store::own_table(settings_.event_store, "slice_history");
+    std::string batches_done = "true";
+    std::string batches;
+    if (in_flight == InFlight::wait_for_them) {
+        batches = "batches AS (SELECT 1 FROM " + store::own_table(settings_.event_store, "progress") +
+                  " WHERE replica_set = $1 AND writer = $2::uuid FOR NO KEY UPDATE), ";
+        batches_done = "(SELECT count(*) FROM batches) >= 0";
+    }
     co_return co_await connection_->exec(
-        "WITH freed AS (UPDATE " + slices + " s SET owner = NULL, epoch = s.epoch + 1 WHERE s.replica_set = $1 AND (" +
-            condition +
+        "WITH " + batches + "freed AS (UPDATE " + slices +
+            " s SET owner = NULL, epoch = s.epoch + 1 WHERE s.replica_set = $1 AND (" + condition +
             ") RETURNING s.slice, s.epoch - 1 AS held), "
             "closed AS (UPDATE " +
             history +
             " h SET released_at = clock_timestamp() FROM freed f WHERE h.replica_set = $1 AND h.slice = f.slice AND "
             "h.epoch = f.held RETURNING h.slice, h.owner) "
-            "SELECT f.slice, c.owner FROM freed f LEFT JOIN closed c USING (slice) ORDER BY f.slice",
+            "SELECT f.slice, c.owner FROM freed f LEFT JOIN closed c USING (slice) WHERE " +
+            batches_done + " ORDER BY f.slice",
         params, purpose);
 }
 
@@ -519,7 +534,8 @@ asio::awaitable<void> ClusterMember::release(const std::map<int32_t, int64_t>& s
     for (const auto& [slice, epoch] : slices) numbers.push_back(slice);
     const auto freed = co_await free_slices(
         "s.slice = ANY($3::int4[]) AND s.owner = $2::uuid AND s.target_owner IS DISTINCT FROM $2::uuid",
-        pg::make_params(settings_.replica_set.name, worker_id_, pg::number_array(numbers)), "release slices");
+        pg::make_params(settings_.replica_set.name, worker_id_, pg::number_array(numbers)), "release slices",
+        InFlight::wait_for_them);
     std::vector<int32_t> released;
     for (int64_t i = 0; i < freed.rows; ++i) released.push_back(std::stoi(*freed.at(i, 0)));
     for (int32_t slice : numbers) ownership_.forget(slice);  // the rest is re-read next time
@@ -558,8 +574,9 @@ asio::awaitable<void> ClusterMember::acquire() {
 // Graceful stop, after the runners have committed their last batches.
 asio::awaitable<void> ClusterMember::leave() {
     if (worker_id_.empty()) co_return;
-    const auto freed = co_await free_slices(
-        "s.owner = $2::uuid", pg::make_params(settings_.replica_set.name, worker_id_), "release every slice");
+    const auto freed =
+        co_await free_slices("s.owner = $2::uuid", pg::make_params(settings_.replica_set.name, worker_id_),
+                             "release every slice", InFlight::wait_for_them);
     ownership_.forget_all();
     const auto params = pg::make_params(settings_.replica_set.name, worker_id_);
     co_await connection_->exec("DELETE FROM " + store::own_table(settings_.event_store, "workers") +

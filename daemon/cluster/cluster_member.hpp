@@ -76,9 +76,15 @@ private:
     boost::asio::awaitable<void> release(const std::map<int32_t, int64_t>& slices);
     boost::asio::awaitable<void> acquire();
     boost::asio::awaitable<void> leave();
+    // How freeing a slice treats its owner's batches that are committing.
+    enum class InFlight {
+        fenced_elsewhere,  // the caller revoked or folded the owner's checkpoint rows already
+        wait_for_them,     // a graceful release by the owner ($2) itself
+    };
     boost::asio::awaitable<pg::Rows> free_slices(const std::string& condition,
                                                  const std::vector<std::optional<std::string>>& params,
-                                                 const std::string& purpose);
+                                                 const std::string& purpose,
+                                                 InFlight in_flight = InFlight::fenced_elsewhere);
     boost::asio::awaitable<void> notify_cluster();
     boost::asio::awaitable<void> watch_self_fence();
     void poke();

@@ -1,5 +1,6 @@
 #include "runtime/projection_runner.hpp"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -80,15 +81,24 @@ bool is_slices_lost(const std::exception_ptr& failure) {
 
 }  // namespace
 
-ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& handlers, RunnerSettings settings,
+ProjectionRunner::ProjectionRunner(asio::io_context& io, RunnerSettings settings,
                                    std::unique_ptr<plugins::ProjectionInstance> instance)
     : io_(io),
-      handlers_(handlers),
+      slow_handler_timer_(io),
       settings_(std::move(settings)),
       instance_(std::move(instance)),
       reader_(settings_.event_store,
               [this](const std::vector<store::BlockedWriter>& writers, std::chrono::steady_clock::duration waited) {
                   for (const auto& writer : writers) {
+                      if (!writer.prepared_gid.empty()) {
+                          spdlog::warn(
+                              "reader blocked by a prepared transaction on the events table; it holds back every "
+                              "projection until COMMIT PREPARED or ROLLBACK PREPARED {} gid=\"{}\" "
+                              "prepared_s={:.1f} waited_s={:.1f}",
+                              context(), writer.prepared_gid, writer.open_seconds,
+                              std::chrono::duration<double>(waited).count());
+                          continue;
+                      }
                       spdlog::warn(
                           "reader blocked by an open writer on the events table; consider "
                           "idle_in_transaction_session_timeout {} writer_pid={} writer_open_s={:.1f} waited_s={:.1f}",
@@ -102,10 +112,39 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, asio::thread_pool& hand
         auto& blocked =
             settings_.metrics->reader_blocked_seconds(settings_.replica_set.name, settings_.projection.name);
         reader_.report_waiting([&blocked](double seconds) { blocked.Set(seconds); });
+        auto& running =
+            settings_.metrics->handler_running_seconds(settings_.replica_set.name, settings_.projection.name);
+        report_handler_running_ = [&running](double seconds) { running.Set(seconds); };
     }
 }
 
-ProjectionRunner::~ProjectionRunner() = default;
+ProjectionRunner::~ProjectionRunner() {
+    handler_thread_.join();
+}
+
+std::string ProjectionRunner::handler_context() const {
+    return context() + " first_position=" + std::to_string(handler_first_) +
+           " last_position=" + std::to_string(handler_last_);
+}
+
+// Reports a handler call that runs longer than slow_handler_after, and again
+// every further period, until it returns (deliver() cancels the timer).
+void ProjectionRunner::watch_slow_handler(std::chrono::steady_clock::time_point started,
+                                          std::chrono::steady_clock::time_point report_at) {
+    if (settings_.projection.slow_handler_after <= config::Duration::zero()) return;
+    slow_handler_timer_.expires_at(report_at);
+    slow_handler_timer_.async_wait([this, started](boost::system::error_code ec) {
+        if (ec || !handler_busy_) return;
+        const auto now = std::chrono::steady_clock::now();
+        const double seconds = std::chrono::duration<double>(now - started).count();
+        spdlog::warn(
+            "projection handler still running; this projection waits for it, the others go on {} running_s={:.1f} "
+            "first_position={} last_position={}",
+            context(), seconds, handler_first_, handler_last_);
+        if (report_handler_running_) report_handler_running_(seconds);
+        watch_slow_handler(started, now + settings_.projection.slow_handler_after);
+    });
+}
 
 // A shared read is good for us only if it started after we were last woken
 // (otherwise it may predate events we were told about). When we repeat the
@@ -138,6 +177,7 @@ std::string ProjectionRunner::context() const {
 
 void ProjectionRunner::stop() {
     stopping_ = true;
+    reader_.stop();  // a wait for an open writer ends now
     idle_timer_.cancel();
     backoff_timer_.cancel();
 }
@@ -261,6 +301,7 @@ asio::awaitable<void> ProjectionRunner::follow_ownership() {
     owned_slices_ = view.slices;
     fence_.owner = view.owner;
     fence_.lease = view.lease;
+    epochs_ = view.epochs;
     prefetched_.reset();
     last_read_positions_.clear();
     reload_checkpoints_ = false;
@@ -459,10 +500,18 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     LoopTransaction transaction(io_, connection());
     plugins::SqlSession* session = transactional ? &transaction : nullptr;
     // The handler runs on a handler thread; this coroutine resumes on the loop.
+    handler_busy_ = true;
+    handler_first_ = batch.events[begin].global_position;
+    handler_last_ = batch.events[end - 1].global_position;
+    const auto started = std::chrono::steady_clock::now();
+    watch_slow_handler(started, started + settings_.projection.slow_handler_after);
     plugins::CallResult result = co_await asio::co_spawn(
-        handlers_,
+        handler_thread_,
         [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_->handle_batch(events, session); },
         asio::use_awaitable);
+    handler_busy_ = false;
+    slow_handler_timer_.cancel();
+    if (report_handler_running_) report_handler_running_(0);
     if (!result.ok) {
         if (transactional) co_await connection().exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
         co_return result;
@@ -472,12 +521,38 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     // Transactional: the fencing check inside the batch transaction makes
     // the plugin's writes and the checkpoints commit only while we own the
     // slices; otherwise everything rolls back.
-    if (!co_await write_checkpoints(checkpoints_at(checkpoint))) {
+    if (!co_await write_checkpoints(checkpoints_at(checkpoint)) ||
+        (transactional && !co_await still_own_slices_of(batch, begin, end))) {
         if (transactional) co_await connection().exec("ROLLBACK", pg::Params{}, "roll back the fenced batch");
         throw SlicesLost();
     }
     if (transactional) co_await connection().exec("COMMIT", pg::Params{}, "commit the batch");
     co_return result;
+}
+
+// The second half of the fence for a transactional batch, after its
+// checkpoint write: every slice with events in [begin, end) is still ours at
+// the epoch we acquired it with. (The lease alone does not change when a
+// slice is handed over gracefully.)
+asio::awaitable<bool> ProjectionRunner::still_own_slices_of(const store::EventBatch& batch, size_t begin, size_t end) {
+    std::vector<int32_t> slices(batch.slices.begin() + static_cast<std::ptrdiff_t>(begin),
+                                batch.slices.begin() + static_cast<std::ptrdiff_t>(end));
+    std::sort(slices.begin(), slices.end());
+    slices.erase(std::unique(slices.begin(), slices.end()), slices.end());
+    std::vector<int64_t> epochs;
+    for (int32_t slice : slices) {
+        const auto found = epochs_.find(slice);
+        epochs.push_back(found == epochs_.end() ? -1 : found->second);
+    }
+    store::CheckpointStore checkpoints(settings_.event_store);
+    const bool owned =
+        co_await checkpoints.owns_at_epochs(connection(), settings_.replica_set.name, fence_.owner, slices, epochs);
+    if (!owned) {
+        spdlog::warn("fencing check failed: a slice of the batch changed hands, rolling the batch back {} slices={}",
+                     context(), fmt::join(slices, ","));
+        settings_.ownership->lost(owned_slices_);
+    }
+    co_return owned;
 }
 
 // Handles `batch` while the next batch is read on a second connection (when
@@ -542,34 +617,45 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
     if (prefetch->batch && !paused_ && positions_ == expected) prefetched_ = std::move(prefetch->batch);
 }
 
-// Delivers events [begin, end) up to on_error.max_attempts times, backing off
-// between attempts. Returns the last result (not ok after the last failure,
-// or when a stop request ended the retries).
-asio::awaitable<plugins::CallResult> ProjectionRunner::deliver_with_retries(const store::EventBatch& batch,
-                                                                            size_t begin, size_t end,
-                                                                            int64_t checkpoint) {
+// Delivers events [begin, end) until it succeeds or `retry.limit` tries of
+// them (counting the `retry.tried` ones already made) have failed, backing
+// off between tries (from `retry.backoff`, doubling). After a back-off the
+// batch may be stale: a stop, a plugin swap, a change of our slices (they may
+// have been handed over while we waited) or a self-fence abandons it
+// (`abandoned`): nothing of it was committed and it is read again after the
+// boundary.
+asio::awaitable<ProjectionRunner::Delivery> ProjectionRunner::deliver_with_retries(const store::EventBatch& batch,
+                                                                                   size_t begin, size_t end,
+                                                                                   int64_t checkpoint, Retry retry) {
     const auto& on_error = settings_.projection.on_error;
-    auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
     const auto max_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.max_backoff);
-    plugins::CallResult result;
-    for (int64_t attempt = 1; attempt <= on_error.max_attempts; ++attempt) {
-        result = co_await deliver(batch, begin, end, checkpoint);
-        if (result.ok) co_return result;
+    Delivery delivery;
+    delivery.attempts = retry.tried;
+    for (;;) {
+        delivery.result = co_await deliver(batch, begin, end, checkpoint);
+        ++delivery.attempts;
+        if (delivery.result.ok) co_return delivery;
         spdlog::error(
             "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
-            context(), attempt, on_error.max_attempts, batch.events[begin].global_position,
-            batch.events[end - 1].global_position, result.error);
-        if (attempt < on_error.max_attempts) {
-            // Nothing of the attempt is left on the connection (rolled
-            // back): the pool lends it to other projections meanwhile.
-            lease_.reset();
-            co_await back_off(backoff);
-            lease_ = co_await settings_.pool->acquire();
-            backoff = std::min(backoff * 2, max_backoff);
-            if (stopping_) break;  // nothing of this attempt was committed
+            context(), delivery.attempts, on_error.max_attempts, batch.events[begin].global_position,
+            batch.events[end - 1].global_position, delivery.result.error);
+        if (delivery.attempts >= retry.limit) co_return delivery;
+        if (!co_await back_off_for_retry(retry.backoff)) {
+            delivery.abandoned = true;
+            co_return delivery;
         }
+        retry.backoff = std::min(retry.backoff * 2, max_backoff);
     }
-    co_return result;
+}
+
+// Waits before another try, lending the connection to other projections
+// meanwhile (nothing of the failed try is left on it: it rolled back). False
+// when the batch must be abandoned at a boundary instead.
+asio::awaitable<bool> ProjectionRunner::back_off_for_retry(std::chrono::milliseconds backoff) {
+    lease_.reset();
+    co_await back_off(backoff);
+    lease_ = co_await settings_.pool->acquire();
+    co_return !boundary_wanted();
 }
 
 // Hands a read over in batches of batch_size (a read while catching up holds
@@ -599,33 +685,55 @@ bool ProjectionRunner::boundary_wanted() const {
 }
 
 // One batch: events [begin, end) of the read, checkpointed at `checkpoint`.
-// False when the projection cannot go on (stopping, or paused).
+// False when the projection cannot go on with this read (stopping, paused,
+// or the batch was abandoned at a boundary). When a batch of several events
+// fails, it backs off once and then delivers the events one by one, so the
+// healthy ones before the failing event commit and the on_error policy
+// applies to that event alone: a pause holds exactly there, a dead letter
+// names it. The batch's try counts as each event's first attempt, so an
+// event gets max_attempts tries in all, and the dead letter says so.
 asio::awaitable<bool> ProjectionRunner::handle_range(const store::EventBatch& batch, size_t begin, size_t end,
                                                      int64_t checkpoint) {
     const auto& on_error = settings_.projection.on_error;
-    const auto result = co_await deliver_with_retries(batch, begin, end, checkpoint);
-    if (result.ok) {
+    const auto initial_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
+    const bool single = end - begin == 1;
+    const Delivery whole = co_await deliver_with_retries(batch, begin, end, checkpoint,
+                                                         Retry{0, single ? on_error.max_attempts : 1, initial_backoff});
+    if (whole.abandoned) co_return false;
+    if (whole.result.ok) {
         advance_positions(positions_, checkpoint);
         handled_ += static_cast<int64_t>(end - begin);
         co_return true;
     }
     if (stopping_) co_return false;  // the next run starts from the checkpoint
-
-    if (on_error.kind() == config::OnErrorPolicy::pause) {
-        co_await pause("batch at positions " + std::to_string(batch.events[begin].global_position) + ".." +
-                       std::to_string(batch.events[end - 1].global_position) + " failed " +
-                       std::to_string(on_error.max_attempts) + " times: " + result.error);
-        co_return false;
-    }
-
-    // dead-letter: find the failing events one by one; the others are handled
-    // normally. Each delivered event commits the checkpoints up to itself.
+    if (!single && on_error.max_attempts > 1 && !co_await back_off_for_retry(initial_backoff)) co_return false;
+    const auto next_backoff =
+        std::min(initial_backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(on_error.max_backoff));
     for (size_t i = begin; i < end; ++i) {
-        const auto single = co_await deliver_with_retries(batch, i, i + 1, batch.events[i].global_position);
-        if (!single.ok && stopping_) co_return false;
-        if (!single.ok) co_await dead_letter(batch, i, single.error, on_error.max_attempts);
+        const int64_t position = batch.events[i].global_position;
+        // A lone event already had all its tries above.
+        Delivery one = whole;
+        if (!single) {
+            one = co_await deliver_with_retries(batch, i, i + 1, position,
+                                                Retry{1, std::max<int64_t>(2, on_error.max_attempts), next_backoff});
+        }
+        if (one.abandoned) co_return false;
+        if (one.result.ok) {
+            advance_positions(positions_, position);
+            ++handled_;
+            continue;
+        }
+        if (stopping_) co_return false;
+        if (on_error.kind() == config::OnErrorPolicy::pause) {
+            co_await pause("event at position " + std::to_string(position) + " (event_id " + batch.events[i].event_id +
+                           ") failed " + std::to_string(one.attempts) + " times: " + one.result.error);
+            co_return false;
+        }
+        co_await dead_letter(batch, i, one.result.error, one.attempts);
+        advance_positions(positions_, position);
         ++handled_;
     }
+    // The rest of the read's range up to `checkpoint` had no events of ours.
     if (!co_await write_checkpoints(checkpoints_at(checkpoint))) {
         throw SlicesLost();
     }

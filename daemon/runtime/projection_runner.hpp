@@ -11,6 +11,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,8 +50,9 @@ struct RunnerSettings {
 
 class ProjectionRunner {
 public:
-    ProjectionRunner(boost::asio::io_context& io, boost::asio::thread_pool& handlers, RunnerSettings settings,
+    ProjectionRunner(boost::asio::io_context& io, RunnerSettings settings,
                      std::unique_ptr<plugins::ProjectionInstance> instance);
+    // Joins the handler thread: call only when handler_busy() is false.
     ~ProjectionRunner();
 
     // Runs until stop(); the in-flight batch is finished (or rolled back) first.
@@ -57,6 +60,10 @@ public:
     void stop();
     // New events may be there: end an idle wait now.
     void wake();
+    // The plugin's handler is running (or hung) on this runner's handler
+    // thread; what it was given, for the log line of a stop that cannot wait.
+    bool handler_busy() const { return handler_busy_; }
+    std::string handler_context() const;
 
     const std::string& name() const { return settings_.projection.name; }
     const std::string& replica_set() const { return settings_.replica_set.name; }
@@ -93,16 +100,38 @@ private:
     boost::asio::awaitable<void> write_unwritten_positions(const std::vector<int32_t>& slices, bool warn_if_lost);
     boost::asio::awaitable<void> sleep(std::chrono::milliseconds duration);
     boost::asio::awaitable<void> back_off(std::chrono::milliseconds duration);
-    boost::asio::awaitable<plugins::CallResult> deliver_with_retries(const store::EventBatch& batch, size_t begin,
-                                                                     size_t end, int64_t checkpoint);
+    struct Delivery {
+        plugins::CallResult result;
+        int64_t attempts = 0;    // tries of these events so far, all failed unless result.ok
+        bool abandoned = false;  // a boundary came during a back-off: nothing committed
+    };
+    struct Retry {
+        int64_t tried = 0;                     // failed tries of these events already made
+        int64_t limit = 1;                     // tries in all, after which the failure stands
+        std::chrono::milliseconds backoff{0};  // the first wait; doubles up to on_error.max_backoff
+    };
+    boost::asio::awaitable<Delivery> deliver_with_retries(const store::EventBatch& batch, size_t begin, size_t end,
+                                                          int64_t checkpoint, Retry retry);
+    boost::asio::awaitable<bool> back_off_for_retry(std::chrono::milliseconds backoff);
+    boost::asio::awaitable<bool> still_own_slices_of(const store::EventBatch& batch, size_t begin, size_t end);
     boost::asio::awaitable<void> housekeeping();
     bool advance_positions(std::vector<int64_t>& positions, int64_t position) const;
     boost::asio::awaitable<void> report_progress();
     std::string context() const;
     std::chrono::steady_clock::time_point read_not_before(const std::vector<int64_t>& positions) const;
 
+    void watch_slow_handler(std::chrono::steady_clock::time_point started,
+                            std::chrono::steady_clock::time_point report_at);
+
     boost::asio::io_context& io_;
-    boost::asio::thread_pool& handlers_;
+    // Plugin code runs here, never on the event loop; one thread per
+    // projection, so a handler that never returns stalls only its projection.
+    boost::asio::thread_pool handler_thread_{1};
+    bool handler_busy_ = false;
+    int64_t handler_first_ = 0;  // positions of the call in progress
+    int64_t handler_last_ = 0;
+    boost::asio::steady_timer slow_handler_timer_;
+    std::function<void(double seconds)> report_handler_running_;  // the metric, when there are metrics
     RunnerSettings settings_;
     std::unique_ptr<plugins::ProjectionInstance> instance_;
     std::unique_ptr<plugins::ProjectionInstance> replacement_;  // waiting for a batch boundary
@@ -114,9 +143,10 @@ private:
 
     int32_t slice_count_ = 0;
     int ownership_slot_ = 0;
-    int64_t view_version_ = -1;       // the ownership view the slices below come from
-    bool reload_checkpoints_ = true;  // after a fencing failure: the database knows best
-    store::Fence fence_;              // this worker and its checkpoint lease
+    int64_t view_version_ = -1;          // the ownership view the slices below come from
+    bool reload_checkpoints_ = true;     // after a fencing failure: the database knows best
+    store::Fence fence_;                 // this worker and its checkpoint lease
+    std::map<int32_t, int64_t> epochs_;  // slice -> the ownership epoch we hold it at
     std::vector<int32_t> owned_slices_;
     std::vector<int64_t> positions_;                       // handled up to here, per slice
     std::vector<int64_t> written_;                         // last checkpoint written, per slice

@@ -66,6 +66,20 @@ asio::awaitable<bool> CheckpointStore::write(pg::AsyncConnection& connection, co
     co_return result.rows() == 1;
 }
 
+asio::awaitable<bool> CheckpointStore::owns_at_epochs(pg::AsyncConnection& connection, const std::string& replica_set,
+                                                      const std::string& owner, const std::vector<int32_t>& slices,
+                                                      const std::vector<int64_t>& epochs) {
+    if (slices.empty()) co_return true;
+    const auto params = pg::make_params(replica_set, owner, pg::number_array(slices), pg::number_array(epochs),
+                                        std::to_string(slices.size()));
+    const auto result = co_await connection.query_prepared(
+        "SELECT count(*) = $5::int8 FROM " + slices_ +
+            " s JOIN unnest($3::int4[], $4::int8[]) AS o(slice, epoch) ON s.slice = o.slice "
+            "WHERE s.replica_set = $1 AND s.owner = $2::uuid AND s.epoch = o.epoch",
+        params, "check the batch's slices are still ours (fenced)");
+    co_return result.rows() == 1 && result.data(0, 0)[0] == 't';
+}
+
 asio::awaitable<void> CheckpointStore::revoke_leases(pg::AsyncConnection& connection, const std::string& replica_set,
                                                      const std::vector<std::string>& writers) {
     if (writers.empty()) co_return;

@@ -49,6 +49,16 @@ public:
                                        const std::string& projection, const Fence& fence,
                                        const std::vector<int64_t>& positions);
 
+    // Inside a batch transaction, after write(): true when `owner` still owns
+    // each of `slices` at the epoch it acquired it with (`epochs`, same order).
+    // A graceful release takes the releasing worker's checkpoint rows (which
+    // write() holds until the batch ends) in the statement that frees the
+    // slices, so either the batch commits before the release, or this check,
+    // a statement after the row lock was granted, sees the new epoch.
+    boost::asio::awaitable<bool> owns_at_epochs(pg::AsyncConnection& connection, const std::string& replica_set,
+                                                const std::string& owner, const std::vector<int32_t>& slices,
+                                                const std::vector<int64_t>& epochs);
+
     // --- coordinator side, inside its transaction ---
     // Bumps the lease of these workers' rows: their writes in flight finish
     // first, later ones are refused.

@@ -245,6 +245,15 @@ TEST_CASE("a poison event is dead-lettered and the projection goes on", "[event-
     CHECK(letter.at(0, 1) == "2");
     CHECK_THAT(*letter.at(0, 2), Catch::Contains("poison event at position 7"));
     CHECK_THAT(daemon->output(), Catch::Contains("dead-lettered an event"));
+    // The poison event was tried max_attempts times in all, as the dead
+    // letter says: once in its batch, once alone.
+    const std::string output = daemon->output();
+    size_t tries = 0;
+    for (size_t at = output.find("projection failed to handle a batch"); at != std::string::npos;
+         at = output.find("projection failed to handle a batch", at + 1)) {
+        ++tries;
+    }
+    CHECK(tries == 2);
 
     // The operator sees it in `orchestratord status`.
     const auto status =
@@ -279,21 +288,25 @@ TEST_CASE("a poison event pauses its projection while the others continue", "[ev
     REQUIRE(store.wait_until([&] { return lines() == 20; }, 20s));
     REQUIRE(daemon->wait_for_output("projection paused after repeated failures", 20s));
     stop_gracefully(*daemon);
-    // The batch holding the poison event was not applied; the one before it was.
-    CHECK(store.recorded() == 10);
+    // The projection holds exactly at the poison event: everything before it
+    // was applied (also the healthy events of its batch), nothing after it.
+    CHECK(store.recorded() == 14);
+    CHECK(store.scalar("SELECT max(global_position) FROM " + store.schema() + ".recorded") == 14);
+    CHECK(store.lowest_checkpoint() == 14);
     const auto state =
         store.db().exec("SELECT state, reason FROM " + store.schema() + ".orchestratord_projection_state");
     REQUIRE(state.rows == 1);
     CHECK(state.at(0, 0) == "paused");
     CHECK_THAT(*state.at(0, 1), Catch::Contains("poison event at position 15"));
     const auto status = run_command({ORCHESTRATORD_BIN, "status", "--config", store.config_file(projections, 10)});
-    CHECK_THAT(status.output, Catch::Contains("paused: batch at positions 11..20 failed 2 times"));
+    CHECK_THAT(status.output, Catch::Contains("paused: event at position 15"));
+    CHECK_THAT(status.output, Catch::Contains("failed 2 times"));
 
     // A restart keeps it paused instead of failing again.
     auto again = store.start_daemon(store.config_file(projections, 10), "again.log");
     REQUIRE(again->wait_for_output("projection is paused", 15s));
     stop_gracefully(*again);
-    CHECK(store.recorded() == 10);
+    CHECK(store.recorded() == 14);
 }
 
 TEST_CASE("connections are replaced after conn_max_lifetime without losing or repeating events", "[event-path][pool]") {
