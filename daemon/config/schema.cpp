@@ -161,6 +161,17 @@ const std::array kProjectionKeys = {
                &J::name},
     KeySpec<J>{"plugin", KeyType::text, "", "", "plugin that must declare the projection (optional)", false,
                &J::plugin},
+    KeySpec<J>{"slow_handler_after",
+               KeyType::duration,
+               "30s",
+               "",
+               "a handler call running longer is reported (log line and metric), again every period; 0 = never",
+               false,
+               &J::slow_handler_after,
+               {},
+               0,
+               std::numeric_limits<int64_t>::max(),
+               "SlowHandlerAfter must not be negative"},
 };
 
 using O = OnErrorConfig;

@@ -9,13 +9,11 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <functional>
 #include <map>
 #include <random>
-#include <thread>
 
 #include "cluster/cluster_member.hpp"
 #include "http/http_server.hpp"
@@ -44,6 +42,18 @@ std::string random_tag() {
     for (int i = 0; i < 3; ++i) tag += fmt::format("{:08x}", random());
     return tag;
 }
+
+// The event loop, with the step of its destructor that destroys every
+// handler (and coroutine frame) still pending made callable on its own: the
+// daemon runs it while everything those frames point to is still alive.
+class EventLoop : public asio::io_context {
+public:
+    using asio::io_context::shutdown;
+};
+
+// After a drain that timed out, how long the cluster members get to release
+// their slices and unregister before the process ends anyway.
+constexpr auto kLeaveBound = std::chrono::seconds(5);
 
 std::string describe(const config::Config& config, size_t projections) {
     return "running: " + std::to_string(config.replica_sets.size()) + " replica set(s), " +
@@ -107,8 +117,7 @@ public:
         spdlog::info("ready; {}", status);
         notifier_.ready(status);
         io_.run();
-        spdlog::info("stopped");
-        return kExitOk;
+        return shut_down();
     }
 
 private:
@@ -211,8 +220,8 @@ private:
                 settings.scope = declared_scope(*plugin, instance->name());
             }
             settings.ownership = &member_of(instance->replica_set()).ownership();
-            auto& runner = runners_.emplace_back(
-                std::make_unique<ProjectionRunner>(io_, handlers_, settings, std::move(instance)));
+            auto& runner =
+                runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, settings, std::move(instance)));
             ++active_runners_;
             asio::co_spawn(io_, runner->run(), when_ended("a projection runner", [this] {
                                if (--active_runners_ == 0 && stopping_) stop_members();
@@ -230,8 +239,34 @@ private:
         }
     }
 
+    // After the loop has stopped, in a fixed order: signals get their default
+    // action back (a further SIGTERM ends the process at once), a handler
+    // that never returned is left behind by exiting without destructors
+    // (its plugin cannot be unloaded under it), every pending coroutine frame
+    // is destroyed while what it points to still lives, and only then the
+    // members are destroyed, in reverse order of construction (runners join
+    // their idle handler threads and destroy their plugin instances before
+    // the plugins are unloaded).
+    int shut_down() {
+        boost::system::error_code ignored;
+        signals_.clear(ignored);
+        for (const auto& runner : runners_) {
+            if (runner->handler_busy()) {
+                spdlog::error("exiting without waiting for a projection handler that did not return {}",
+                              runner->handler_context());
+                spdlog::default_logger()->flush();
+                std::_Exit(kExitOk);
+            }
+        }
+        io_.shutdown();
+        spdlog::info("stopped");
+        return kExitOk;
+    }
+
     // After the runners' last commits: release the slices, leave the cluster.
     void stop_members() {
+        if (members_stopping_) return;
+        members_stopping_ = true;
         if (active_members_ == 0) {
             finish();
             return;
@@ -253,10 +288,22 @@ private:
         drain_timer_.expires_after(bound);
         drain_timer_.async_wait([this](boost::system::error_code ec) {
             if (ec) return;
+            for (const auto& runner : runners_) {
+                if (runner->handler_busy()) {
+                    spdlog::error("coordination timeout: a projection handler did not return in time {}",
+                                  runner->handler_context());
+                }
+            }
+            // The slices are released all the same: the fence in the
+            // database refuses any commit of a batch still running.
             spdlog::error(
-                "coordination timeout: projections did not finish their batches in time; exiting anyway (the others "
-                "take the slices over after stale_worker_timeout)");
-            finish();
+                "coordination timeout: projections did not finish their batches in time; releasing the slices and "
+                "exiting anyway");
+            drain_timer_.expires_after(kLeaveBound);
+            drain_timer_.async_wait([this](boost::system::error_code ec) {
+                if (!ec) finish();
+            });
+            stop_members();
         });
     }
 
@@ -431,14 +478,12 @@ private:
 
     config::LoadOptions options_;
     config::Config config_;
-    asio::io_context io_;
+    EventLoop io_;  // destroyed last; its pending frames are destroyed earlier, in shut_down()
     asio::signal_set signals_;
     asio::steady_timer watchdog_{io_};
     systemd::ServiceNotifier notifier_;
     plugins::PluginScan scan_;
     ProjectionSet projections_;
-    // Handler threads: plugin code never runs on the event loop.
-    asio::thread_pool handlers_{std::max(2u, std::thread::hardware_concurrency())};
     std::unique_ptr<WakeupListener> listener_;
     store::ReadCoalescer coalescer_{io_};  // projections at the same place share one read
     metrics::Metrics metrics_;
@@ -451,6 +496,7 @@ private:
     asio::steady_timer drain_timer_{io_};
     bool notify_available_ = false;
     bool stopping_ = false;
+    bool members_stopping_ = false;
     // Names this process's sessions (application_name) so a coordinator can
     // end them if this worker is ever removed as stale.
     std::string session_tag_ = random_tag();
