@@ -32,6 +32,8 @@ struct LoggingConfig {
 
 struct HttpConfig {
     std::string listen;  // host:port
+    int64_t max_connections = 0;
+    Duration client_timeout{};
 };
 
 struct PluginsConfig {

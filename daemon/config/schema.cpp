@@ -73,6 +73,29 @@ using H = HttpConfig;
 const std::array kHttpKeys = {
     KeySpec<H>{"listen", KeyType::listen_address, "127.0.0.1:9090", "ORCHESTRATORD_HTTP_LISTEN",
                "address of /metrics and /healthz (port 0: any free port, logged at start)", false, &H::listen},
+    KeySpec<H>{"max_connections",
+               KeyType::integer,
+               "64",
+               "ORCHESTRATORD_HTTP_MAX_CONNECTIONS",
+               "most HTTP connections open at once; further clients wait in the listen backlog",
+               false,
+               &H::max_connections,
+               {},
+               1,
+               10000,
+               "must be between 1 and 10000"},
+    KeySpec<H>{"client_timeout",
+               KeyType::duration,
+               "10s",
+               "ORCHESTRATORD_HTTP_CLIENT_TIMEOUT",
+               "an HTTP client that takes longer to send a request (or idles between requests), or to read the answer, "
+               "is disconnected",
+               false,
+               &H::client_timeout,
+               {},
+               kSecond / 10,
+               3600 * kSecond,
+               "must be between 100ms and 1h"},
 };
 
 using P = PluginsConfig;

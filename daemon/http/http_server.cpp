@@ -49,9 +49,12 @@ bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_bo
 }  // namespace
 
 HttpServer::HttpServer(asio::io_context& io, const metrics::Metrics& metrics)
-    : io_(io), metrics_(metrics), acceptor_(io) {}
+    : io_(io), metrics_(metrics), acceptor_(io), slot_freed_(io), accept_retry_(io) {}
 
-void HttpServer::start(const std::string& listen) {
+void HttpServer::start(const config::HttpConfig& config) {
+    const std::string& listen = config.listen;
+    max_connections_ = config.max_connections;
+    client_timeout_ = config.client_timeout;
     // The config loader checked the form "host:port" (IPv6 hosts in brackets).
     const auto colon = listen.rfind(':');
     std::string host = listen.substr(0, colon);
@@ -73,42 +76,105 @@ void HttpServer::start(const std::string& listen) {
         throw std::runtime_error("http.listen " + listen + ": cannot listen there: " + ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
-    spdlog::info("http endpoints listening address={}:{} paths=/metrics,/healthz", endpoint.address().to_string(),
-                 port_);
+    spdlog::info(
+        "http endpoints listening address={}:{} paths=/metrics,/healthz max_connections={} client_timeout={}ms",
+        endpoint.address().to_string(), port_, max_connections_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(client_timeout_).count());
     asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
 void HttpServer::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    slot_freed_.cancel();
+    accept_retry_.cancel();
 }
 
 asio::awaitable<void> HttpServer::accept_loop() {
+    constexpr std::chrono::milliseconds kFirstRetry{100};
+    constexpr std::chrono::milliseconds kLongestRetry{1000};
+    std::chrono::milliseconds retry = kFirstRetry;
+    bool accept_failing = false;  // logged once per run of failures
+    bool at_cap = false;          // logged once until the connections fall to half the cap
     while (acceptor_.is_open()) {
         boost::system::error_code ec;
+        if (open_connections_ >= max_connections_) {
+            // Accepting and closing at once would spin and answer no one:
+            // leave further clients in the listen backlog (they cost the
+            // daemon no descriptor) until a connection ends.
+            if (!at_cap) {
+                spdlog::warn("http connection limit reached, new clients wait until one closes max_connections={}",
+                             max_connections_);
+                at_cap = true;
+            }
+            slot_freed_.expires_at(asio::steady_timer::time_point::max());
+            co_await slot_freed_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+        }
+        if (at_cap && open_connections_ <= max_connections_ / 2) at_cap = false;
+
         tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
-        if (ec) continue;  // e.g. the client gave up before we accepted
+        if (ec == asio::error::connection_aborted) continue;  // the client gave up before we accepted
+        if (ec) {
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying at once fails again
+            // and burns a core. Pause so that whatever holds the descriptors
+            // (or the daemon's own database connections) can get on.
+            if (!accept_failing) {
+                spdlog::warn(
+                    "http accept failed, pausing new connections error=\"{}\" open_connections={} "
+                    "retry_in={}ms",
+                    ec.message(), open_connections_, retry.count());
+                accept_failing = true;
+            }
+            accept_retry_.expires_after(retry);
+            co_await accept_retry_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            retry = std::min(retry * 2, kLongestRetry);
+            continue;
+        }
+        if (accept_failing) {
+            spdlog::info("http accepting connections again open_connections={}", open_connections_);
+            accept_failing = false;
+            retry = kFirstRetry;
+        }
+        ++open_connections_;
         asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
     }
+}
+
+void HttpServer::connection_ended() {
+    --open_connections_;
+    slot_freed_.cancel();
 }
 
 asio::awaitable<void> HttpServer::serve(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
-    for (;;) {
-        boost::system::error_code ec;
-        bhttp::request<bhttp::string_body> request;
-        stream.expires_after(std::chrono::seconds(10));
-        co_await bhttp::async_read(stream, buffer, request, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) break;  // closed, timed out or not HTTP: nothing to answer
-        auto response = answer(request, metrics_);
-        response.keep_alive(request.keep_alive());
-        co_await bhttp::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec || !response.keep_alive()) break;
+    try {
+        for (;;) {
+            boost::system::error_code ec;
+            bhttp::request<bhttp::string_body> request;
+            // One deadline for the whole request: an idle client and one
+            // trickling a byte at a time are both cut off.
+            stream.expires_after(client_timeout_);
+            co_await bhttp::async_read(stream, buffer, request, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) break;  // closed, timed out or not HTTP: nothing to answer
+            auto response = answer(request, metrics_);
+            response.keep_alive(request.keep_alive());
+            stream.expires_after(client_timeout_);  // a client that does not read its answer
+            co_await bhttp::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec || !response.keep_alive()) break;
+        }
+        boost::system::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    } catch (const std::exception& e) {
+        spdlog::warn("http request failed error=\"{}\"", e.what());
     }
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.close();
+    // Called here rather than from a guard's destructor: when the daemon
+    // stops, the io_context destroys unfinished coroutines after this server
+    // is gone, and a guard would then touch freed memory.
+    connection_ended();
 }
 
 }  // namespace orchestratord::http

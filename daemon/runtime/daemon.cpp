@@ -311,7 +311,7 @@ private:
     // and the daemon works on without the endpoints.
     void start_http() {
         try {
-            http_.start(config_.http.listen);
+            http_.start(config_.http);
         } catch (const std::exception& e) {
             spdlog::error("{}; /metrics and /healthz are off, projections run as usual", e.what());
         }

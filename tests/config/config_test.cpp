@@ -60,6 +60,8 @@ TEST_CASE("every default applies when the file only names the database and repli
     CHECK(config.logging.level == "info");
     CHECK(config.logging.format == "text");
     CHECK(config.http.listen == "127.0.0.1:9090");
+    CHECK(config.http.max_connections == 64);
+    CHECK(config.http.client_timeout == 10s);
     CHECK(config.plugins.directory == "/usr/lib/orchestratord/plugins");
     REQUIRE(config.replica_sets.size() == 1);
     const auto& rs = config.replica_sets[0];
@@ -271,6 +273,10 @@ TEST_CASE("wrong types are errors naming their path", "[config][validation]") {
                Catch::Contains("http.listen: expected host:port"));
     CHECK_THAT(problems(std::string(kMinimal) + "http: {listen: 'localhost:70000'}\n"),
                Catch::Contains("http.listen: port must be between 0 and 65535"));
+    CHECK_THAT(problems(std::string(kMinimal) + "http: {max_connections: 0}\n"),
+               Catch::Contains("http.max_connections: must be between 1 and 10000 (got \"0\")"));
+    CHECK_THAT(problems(std::string(kMinimal) + "http: {client_timeout: 10ms}\n"),
+               Catch::Contains("http.client_timeout: must be between 100ms and 1h (got \"10ms\")"));
 }
 
 TEST_CASE("SQL identifiers are validated, never passed through raw", "[config][validation]") {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +18,8 @@ extern char** environ;
 namespace orchestratord::test {
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv,
-                           const std::map<std::string, std::optional<std::string>>& env, const std::string& output_file)
+                           const std::map<std::string, std::optional<std::string>>& env, const std::string& output_file,
+                           std::optional<unsigned> max_open_files)
     : output_file_(output_file) {
     const int out = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0) throw std::runtime_error("cannot open " + output_file);
@@ -32,6 +34,10 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv,
             } else {
                 ::unsetenv(name.c_str());
             }
+        }
+        if (max_open_files) {
+            const rlimit limit{*max_open_files, *max_open_files};
+            if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(126);
         }
         std::vector<char*> args;
         for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));

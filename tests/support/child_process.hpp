@@ -19,8 +19,10 @@ struct ExitStatus {
 class ChildProcess {
 public:
     // env: variables to set (value) or, with std::nullopt, to remove.
+    // max_open_files: RLIMIT_NOFILE (soft and hard) for the child, as
+    // systemd's LimitNOFILE= would set it.
     ChildProcess(const std::vector<std::string>& argv, const std::map<std::string, std::optional<std::string>>& env,
-                 const std::string& output_file);
+                 const std::string& output_file, std::optional<unsigned> max_open_files = std::nullopt);
     ~ChildProcess();  // kills the child if it is still running
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
