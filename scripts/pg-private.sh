@@ -43,8 +43,10 @@ case "$action" in
     fi
     port=$(free_port)
     # Tuned for throwaway use: no fsync, logs in the cluster directory.
+    # Prepared transactions are allowed so tests can check what happens when
+    # an application uses two-phase commit.
     as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c max_prepared_transactions=4" \
       >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; exit 1; }
     echo "$port" > "$dir/port"
     echo "export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres"

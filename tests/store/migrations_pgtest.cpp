@@ -297,3 +297,33 @@ TEST_CASE("63-character schema and table names: the NOTIFY trigger works and wak
     CHECK(second);
     CHECK(stopped);
 }
+
+TEST_CASE("migrate --with-notify-trigger warns when the server allows two-phase commit", "[migrate][notify]") {
+    Schema schema("mig_twophase");
+    TempDir dir;
+    const auto migrated =
+        run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir), "--with-notify-trigger"});
+    INFO(migrated.output);
+    REQUIRE(migrated.status.code == 0);
+    const int64_t allowed = schema.count("SELECT current_setting('max_prepared_transactions')::int");
+    if (allowed == 0) {
+        // Nothing to warn about; scripts/pg-private.sh starts servers that allow it, to test the warning.
+        CHECK_THAT(migrated.output, !Catch::Contains("two-phase commit"));
+        return;
+    }
+    CHECK_THAT(migrated.output, Catch::Contains("warning: this server allows two-phase commit"));
+    CHECK_THAT(migrated.output,
+               Catch::Contains("DROP TRIGGER \"orchestratord_notify_events\" ON \"" + schema.name + "\".\"events\""));
+    // What the warning is about: such a transaction cannot be prepared.
+    schema.connection.exec("BEGIN");
+    schema.connection.exec("INSERT INTO " + schema.name +
+                           ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id,"
+                           " event_type, payload) VALUES ('c', 'A', 'a', 1, gen_random_uuid(), 'T', '\\x00')");
+    CHECK_THROWS_WITH(schema.connection.exec("PREPARE TRANSACTION 'orchestratord_test_" + schema.name + "'"),
+                      Catch::Contains("cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY"));
+    schema.connection.exec("ROLLBACK");
+
+    // Without the flag there is no trigger and nothing to warn about.
+    const auto plain = run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir)});
+    CHECK_THAT(plain.output, !Catch::Contains("two-phase commit"));
+}
