@@ -40,6 +40,12 @@ case "$action" in
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+      # Everyone is trusted except the roles the password tests create, which
+      # must authenticate, so a wrong password is refused (first match wins).
+      as_owner sh -c "{ printf '%s\n' \
+        'host  all orchestratord_password_test,orchestratord_password_test_raw 127.0.0.1/32 scram-sha-256' \
+        'local all orchestratord_password_test,orchestratord_password_test_raw scram-sha-256'; \
+        cat '$dir/data/pg_hba.conf'; } > '$dir/data/pg_hba.new' && mv '$dir/data/pg_hba.new' '$dir/data/pg_hba.conf'"
     fi
     port=$(free_port)
     # Tuned for throwaway use: no fsync, logs in the cluster directory.

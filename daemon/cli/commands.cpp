@@ -99,6 +99,24 @@ int list_plugins(const config::LoadOptions& options, std::string directory, bool
     return scan.directory_error || !scan.refused.empty() ? 1 : 0;
 }
 
+// PostgreSQL refuses PREPARE TRANSACTION in a transaction that sent NOTIFY,
+// and with the trigger every INSERT into the events table sends one. A server
+// that allows prepared transactions suggests the application may use them.
+void warn_about_two_phase_commit(pg::BlockingConnection& connection, const config::EventStoreConfig& store) {
+    const auto rows =
+        connection.exec("SELECT current_setting('max_prepared_transactions')", {}, "read max_prepared_transactions");
+    const std::string allowed = rows.at(0, 0).value_or("0");
+    if (allowed == "0") return;
+    const std::string events = store::qualified(store, store.events_table);
+    std::cerr << "warning: this server allows two-phase commit (max_prepared_transactions=" << allowed
+              << "): with the NOTIFY trigger, PREPARE TRANSACTION fails in every transaction that inserts into "
+              << events
+              << " (\"cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY\"). If the "
+                 "application prepares such transactions, remove the trigger (DROP TRIGGER "
+              << store::quote_identifier(store::notify_trigger_name(store)) << " ON " << events
+              << ";); orchestratord then polls for new events.\n";
+}
+
 int run_migrate(const config::LoadOptions& options, bool print_only, bool with_trigger) {
     config::Config config;
     try {
@@ -116,6 +134,7 @@ int run_migrate(const config::LoadOptions& options, bool print_only, bool with_t
         const auto report = store::migrate(connection, config.event_store, with_trigger);
         if (report.applied.empty()) std::cout << "schema " << config.event_store.schema << " is up to date\n";
         for (const auto& applied : report.applied) std::cout << "applied " << applied << "\n";
+        if (with_trigger) warn_about_two_phase_commit(connection, config.event_store);
         const auto problems = store::event_store_problems(connection, config.event_store);
         for (const auto& problem : problems) std::cerr << "error: " << problem << "\n";
         return problems.empty() ? 0 : 1;

@@ -15,6 +15,7 @@
 #include "pg/async_connection.hpp"
 #include "store/checkpoint_store.hpp"
 #include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::cluster {
 namespace asio = boost::asio;
@@ -85,7 +86,7 @@ std::string session_name(const std::string& session_tag, const std::string& role
 }
 
 std::string cluster_channel(const config::EventStoreConfig& store) {
-    return "orchestratord_cluster_" + store.schema;
+    return store::fit_name("orchestratord_cluster_" + store.schema);
 }
 
 ClusterMember::ClusterMember(asio::io_context& io, MemberSettings settings)

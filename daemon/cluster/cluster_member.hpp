@@ -46,7 +46,8 @@ struct MemberSettings {
 // The application_name of a session of this process: "orchestratord <tag> <role>".
 std::string session_name(const std::string& session_tag, const std::string& role);
 
-// The NOTIFY channel of coordination changes (new generation, released slices).
+// The NOTIFY channel of coordination changes (new generation, released
+// slices), at most 63 bytes whatever the schema name (store/pg_names.hpp).
 std::string cluster_channel(const config::EventStoreConfig& store);
 
 class ClusterMember {

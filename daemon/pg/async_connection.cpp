@@ -82,7 +82,7 @@ asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, cons
     const std::string purpose = "connect to PostgreSQL at " + mask_conninfo(conninfo);
     if (state_->conn == nullptr) throw Error(purpose, "", "out of memory");
     if (PQstatus(state_->conn) == CONNECTION_BAD) {
-        const std::string message = trimmed(PQerrorMessage(state_->conn));
+        const std::string message = scrub_conninfo_secrets(trimmed(PQerrorMessage(state_->conn)), conninfo);
         state_->finish();
         throw Error(purpose, "", message);
     }
@@ -99,7 +99,7 @@ asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, cons
         poll = PQconnectPoll(state_->conn);
         if (poll == PGRES_POLLING_OK) break;
         if (poll == PGRES_POLLING_FAILED) {
-            const std::string message = trimmed(PQerrorMessage(state_->conn));
+            const std::string message = scrub_conninfo_secrets(trimmed(PQerrorMessage(state_->conn)), conninfo);
             state_->finish();
             throw Error(purpose, "", message);
         }

@@ -37,7 +37,8 @@ BlockingConnection::BlockingConnection(const std::string& conninfo, int connect_
     handle_->conn = PQconnectdbParams(keywords, values, 1);
     if (handle_->conn == nullptr) throw Error("connect to PostgreSQL", "", "out of memory");
     if (PQstatus(handle_->conn) != CONNECTION_OK) {
-        throw Error("connect to PostgreSQL at " + mask_conninfo(conninfo), "", trimmed(PQerrorMessage(handle_->conn)));
+        throw Error("connect to PostgreSQL at " + mask_conninfo(conninfo), "",
+                    scrub_conninfo_secrets(trimmed(PQerrorMessage(handle_->conn)), conninfo));
     }
     PQsetNoticeReceiver(handle_->conn, ignore_notice, nullptr);
 }

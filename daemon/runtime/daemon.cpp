@@ -85,7 +85,7 @@ public:
             const auto trigger =
                 connection.exec("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
                                 {store::qualified(config_.event_store, config_.event_store.events_table),
-                                 "orchestratord_notify_" + config_.event_store.events_table},
+                                 store::notify_trigger_name(config_.event_store)},
                                 "look for the NOTIFY trigger");
             notify_available_ = trigger.at(0, 0) != "0";
             spdlog::info("{} events_table={}.{}",

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "pg/blocking_connection.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::store {
 
@@ -20,7 +21,11 @@ std::string qualified(const config::EventStoreConfig& store, const std::string& 
 }
 
 std::string events_channel(const config::EventStoreConfig& store) {
-    return "orchestratord_events_" + store.schema + "_" + store.events_table;
+    return fit_name("orchestratord_events_" + store.schema + "_" + store.events_table);
+}
+
+std::string notify_trigger_name(const config::EventStoreConfig& store) {
+    return fit_name("orchestratord_notify_" + store.events_table);
 }
 
 std::string own_table(const config::EventStoreConfig& store, const std::string& table) {
@@ -223,8 +228,9 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
 }
 
 Migration notify_trigger(const config::EventStoreConfig& store) {
-    const std::string function = own_table(store, std::string("notify_" + store.events_table).c_str());
-    const std::string trigger = quote_identifier("orchestratord_notify_" + store.events_table);
+    // The function lives in the store's schema, the trigger on the table: one name serves both.
+    const std::string function = qualified(store, notify_trigger_name(store));
+    const std::string trigger = quote_identifier(notify_trigger_name(store));
     const std::string channel = events_channel(store);
     // Statement level: one NOTIFY per inserting statement, not per row, and
     // PostgreSQL folds identical notifications within a transaction.

@@ -24,11 +24,17 @@ struct Migration {
 // Every migration for this event store configuration, in order.
 std::vector<Migration> migrations(const config::EventStoreConfig& store);
 
-// The optional statement-level trigger that NOTIFYs kEventsChannel after inserts.
+// The optional statement-level trigger that NOTIFYs events_channel() after inserts.
 Migration notify_trigger(const config::EventStoreConfig& store);
 
-// The channel the trigger notifies and workers LISTEN on.
+// The channel the trigger notifies and workers LISTEN on; at most 63 bytes
+// (store/pg_names.hpp), whatever the schema and table names.
 std::string events_channel(const config::EventStoreConfig& store);
+
+// The name of the NOTIFY trigger on the events table and of its function (in
+// the store's schema), at most 63 bytes: `migrate` creates them under this
+// name and the daemon looks the trigger up by it.
+std::string notify_trigger_name(const config::EventStoreConfig& store);
 
 struct MigrationReport {
     std::vector<std::string> applied;  // "version: description" of each one run now

@@ -241,9 +241,10 @@ TEST_CASE("malformed environment values name the variable and the value", "[conf
                Catch::Contains("ORCHESTRATORD_LOGGING_LEVEL (logging.level): must be one of"));
     CHECK_THAT(problems(kMinimal, {{"ORCHESTRATORD_HEARTBEAT", "5s"}}),
                Catch::Contains("ORCHESTRATORD_HEARTBEAT: unknown environment variable"));
+    // libpq's reason without the part of the URL it quotes (which could be a piece of the password).
     CHECK_THAT(problems(kMinimal, {{"DATABASE_URL", "postgres://u:pw@h/db?colour=red"}}),
-               Catch::Contains(
-                   "DATABASE_URL (database.url): invalid connection string: invalid URI query parameter: \"colour\""));
+               Catch::Contains("DATABASE_URL (database.url): invalid connection string: invalid URI query parameter "
+                               "(got \"(a postgres URL libpq cannot parse, not shown)\")"));
 }
 
 TEST_CASE("unknown keys are errors naming their path", "[config][validation]") {
@@ -388,8 +389,10 @@ TEST_CASE("the database password is masked in every output", "[config][secrets]"
     const std::string bad_port = problems(kMinimal, {{"DATABASE_URL", "postgres://app:s3cret@h/db?bogus=1"}});
     CHECK_THAT(bad_port, Catch::Contains("DATABASE_URL"));
     CHECK_THAT(bad_port, !Catch::Contains("s3cret"));
+    // A string libpq cannot parse is not shown at all: the password could be anywhere in it.
     const std::string bad_keyword = problems(kMinimal, {{"DATABASE_URL", "host=h password='s3 cret' bogus=1"}});
-    CHECK_THAT(bad_keyword, Catch::Contains("password=****"));
+    CHECK_THAT(bad_keyword, Catch::Contains("invalid connection string: invalid connection option (got \"(a "
+                                            "connection string libpq cannot parse, not shown)\")"));
     CHECK_THAT(bad_keyword, !Catch::Contains("s3 cret"));
     const Config query_form = load(kMinimal, {{"DATABASE_URL", "postgres://h/db?user=a&password=s3cret"}});
     CHECK_THAT(format_settings(query_form), !Catch::Contains("s3cret"));

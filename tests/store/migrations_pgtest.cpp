@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <memory>
+#include <thread>
 
 #include "config/config.hpp"
 #include "pg/blocking_connection.hpp"
@@ -26,9 +28,11 @@ struct Schema {
     pg::BlockingConnection connection{pg_url()};
     config::EventStoreConfig store;
 
-    explicit Schema(const std::string& label) : name(label + "_" + std::to_string(::getpid())) {
+    explicit Schema(const std::string& label) : Schema(label + "_" + std::to_string(::getpid()), "events") {}
+    // A schema of exactly this name, with this events table.
+    Schema(std::string exact_name, const std::string& events_table) : name(std::move(exact_name)) {
         connection.exec("DROP SCHEMA IF EXISTS " + store::quote_identifier(name) + " CASCADE");
-        store = {name, "events", "aggregate_heads", "projection_checkpoints"};
+        store = {name, events_table, "aggregate_heads", "projection_checkpoints"};
     }
     ~Schema() {
         try {
@@ -218,4 +222,108 @@ TEST_CASE("an events sequence with CACHE > 1 is refused with the fix", "[migrate
     REQUIRE(problems.size() == 1);
     CHECK_THAT(problems[0], Catch::Contains("sequence " + schema.name + ".events_global_position_seq has CACHE 20"));
     CHECK_THAT(problems[0], Catch::Contains("ALTER SEQUENCE " + schema.name + ".events_global_position_seq CACHE 1"));
+}
+
+TEST_CASE("63-character schema and table names: the NOTIFY trigger works and wakes the daemon", "[migrate][notify]") {
+    // The longest names the configuration accepts; the pid keeps parallel runs apart.
+    std::string name = "long_" + std::to_string(::getpid()) + "_";
+    name += std::string(63 - name.size(), 's');
+    const std::string table = "events_" + std::string(56, 'e');
+    REQUIRE(name.size() == 63);
+    REQUIRE(table.size() == 63);
+    Schema schema(name, table);
+
+    TempDir dir;
+    const std::string file =
+        dir.write("orchestratord.yaml", "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + name +
+                                            ", events_table: " + table +
+                                            "}\nlogging: {level: debug}\nplugins: {directory: " + FIXTURE_PLUGIN_DIR +
+                                            "}\nhttp: {listen: '127.0.0.1:0'}\nreplica_sets:\n"
+                                            "  - name: long-names\n    projections:\n      - name: recorder\n"
+                                            "        config: {table: " +
+                                            name + ".recorded}\n");
+    const auto migrated = run_command({ORCHESTRATORD_BIN, "migrate", "--config", file, "--with-notify-trigger"});
+    INFO(migrated.output);
+    REQUIRE(migrated.status.code == 0);
+    CHECK_THAT(migrated.output, Catch::Contains("applied 1000: statement-level NOTIFY trigger"));
+
+    // An INSERT into the events table still succeeds, and its NOTIFY arrives
+    // on the channel the daemon derives.
+    auto insert_event = [&](const std::string& aggregate) {
+        schema.connection.exec("INSERT INTO " + name + "." + table +
+                                   " (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id,"
+                                   " event_type, payload) VALUES ('c', 'A', $1, 1, gen_random_uuid(), 'T', '\\x00')",
+                               {aggregate});
+    };
+    pg::BlockingConnection listener(pg_url());
+    const std::string channel = store::events_channel(schema.store);
+    listener.exec("LISTEN " + store::quote_identifier(channel));
+    insert_event("first");
+    const auto notified = listener.wait_for_notification(5000);
+    REQUIRE(notified);
+    CHECK(*notified == channel);
+
+    // The daemon finds the trigger under the same name and listens on the
+    // same channel. Once it has found the trigger, an idle worker reads again
+    // only every 30 s unless NOTIFY wakes it, so an event handled within 15 s
+    // was delivered by the wake-up.
+    schema.connection.exec("CREATE TABLE " + name +
+                           ".recorded (id BIGSERIAL PRIMARY KEY, global_position BIGINT, aggregate_id TEXT, "
+                           "aggregate_version BIGINT, event_type TEXT, payload_size BIGINT, metadata TEXT)");
+    ChildProcess daemon({ORCHESTRATORD_BIN, "--config", file}, {}, dir.file("daemon.log"));
+    const bool found_trigger = daemon.wait_for_output("new events wake the workers through NOTIFY", 15s);
+    const bool listening = daemon.wait_for_output("listening for notifications channel=" + channel, 15s);
+    auto recorded = [&](const std::string& aggregate) {
+        return schema.count("SELECT count(*) FROM " + name + ".recorded WHERE aggregate_id = '" + aggregate + "'");
+    };
+    // Polls the table the recorder writes, as EventStoreFixture::wait_until does.
+    auto wait_recorded = [&](const std::string& aggregate, std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (recorded(aggregate) == 0) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(20ms);
+        }
+        return true;
+    };
+    const bool first = wait_recorded("first", 30s);
+    if (first) insert_event("second");
+    const bool second = first && wait_recorded("second", 15s);
+    daemon.signal(SIGTERM);
+    const auto stopped = daemon.wait(10s);
+    INFO(daemon.output());
+    CHECK(found_trigger);
+    CHECK(listening);
+    CHECK(first);
+    CHECK(second);
+    CHECK(stopped);
+}
+
+TEST_CASE("migrate --with-notify-trigger warns when the server allows two-phase commit", "[migrate][notify]") {
+    Schema schema("mig_twophase");
+    TempDir dir;
+    const auto migrated =
+        run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir), "--with-notify-trigger"});
+    INFO(migrated.output);
+    REQUIRE(migrated.status.code == 0);
+    const int64_t allowed = schema.count("SELECT current_setting('max_prepared_transactions')::int");
+    if (allowed == 0) {
+        // Nothing to warn about; scripts/pg-private.sh starts servers that allow it, to test the warning.
+        CHECK_THAT(migrated.output, !Catch::Contains("two-phase commit"));
+        return;
+    }
+    CHECK_THAT(migrated.output, Catch::Contains("warning: this server allows two-phase commit"));
+    CHECK_THAT(migrated.output,
+               Catch::Contains("DROP TRIGGER \"orchestratord_notify_events\" ON \"" + schema.name + "\".\"events\""));
+    // What the warning is about: such a transaction cannot be prepared.
+    schema.connection.exec("BEGIN");
+    schema.connection.exec("INSERT INTO " + schema.name +
+                           ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id,"
+                           " event_type, payload) VALUES ('c', 'A', 'a', 1, gen_random_uuid(), 'T', '\\x00')");
+    CHECK_THROWS_WITH(schema.connection.exec("PREPARE TRANSACTION 'orchestratord_test_" + schema.name + "'"),
+                      Catch::Contains("cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY"));
+    schema.connection.exec("ROLLBACK");
+
+    // Without the flag there is no trigger and nothing to warn about.
+    const auto plain = run_command({ORCHESTRATORD_BIN, "migrate", "--config", schema.config_file(dir)});
+    CHECK_THAT(plain.output, !Catch::Contains("two-phase commit"));
 }
