@@ -51,7 +51,7 @@ struct OnErrorConfig {
 
 struct ProjectionConfig {
     std::string name;         // projection name declared by a plugin
-    std::string plugin;       // plugin that must declare it; empty = any
+    std::string plugin;       // plugin name or file name that must declare it; empty = any
     std::string config_json;  // the free-form `config` mapping as a JSON object
     OnErrorConfig on_error;
 };
