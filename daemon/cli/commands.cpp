@@ -68,6 +68,9 @@ int list_plugins(const config::LoadOptions& options, std::string directory, bool
         }
         for (const auto& refused : scan.refused)
             out["refused"].push_back({{"file", refused.file}, {"reason", refused.reason}});
+        out["declared_more_than_once"] = nlohmann::json::array();
+        for (const auto& [projection, files] : scan.declared_more_than_once())
+            out["declared_more_than_once"].push_back({{"projection", projection}, {"files", files}});
         std::cout << out.dump(2) << "\n";
     } else {
         if (scan.directory_error) {
@@ -94,6 +97,10 @@ int list_plugins(const config::LoadOptions& options, std::string directory, bool
         }
         for (const auto& refused : scan.refused) {
             std::cout << "  refused " << refused.file << ": " << refused.reason << "\n";
+        }
+        // Not an error by itself: a projection's plugin: key may pick one.
+        for (const auto& several : scan.declared_more_than_once()) {
+            std::cout << "  ambiguous: " << *scan.ambiguity(several.first) << "\n";
         }
     }
     return scan.directory_error || !scan.refused.empty() ? 1 : 0;

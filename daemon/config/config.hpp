@@ -53,7 +53,7 @@ struct OnErrorConfig {
 
 struct ProjectionConfig {
     std::string name;               // projection name declared by a plugin
-    std::string plugin;             // plugin that must declare it; empty = any
+    std::string plugin;             // plugin name or file name that must declare it; empty = any
     std::string config_json;        // the free-form `config` mapping as a JSON object
     Duration slow_handler_after{};  // a handler call running longer is reported
     OnErrorConfig on_error;

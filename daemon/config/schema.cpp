@@ -182,8 +182,10 @@ using J = ProjectionConfig;
 const std::array kProjectionKeys = {
     KeySpec<J>{"name", KeyType::projection_name, "", "", "projection name declared by a plugin (required)", false,
                &J::name},
-    KeySpec<J>{"plugin", KeyType::text, "", "", "plugin that must declare the projection (optional)", false,
-               &J::plugin},
+    KeySpec<J>{"plugin", KeyType::text, "", "",
+               "plugin name or file name (shop.so) that must declare the projection (optional; picks one file when "
+               "several declare it)",
+               false, &J::plugin},
     KeySpec<J>{"slow_handler_after",
                KeyType::duration,
                "30s",

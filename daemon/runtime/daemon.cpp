@@ -443,7 +443,11 @@ private:
         // without creating instances that would only be thrown away.
         for (const auto& replica_set : config_.replica_sets) {
             for (const auto& projection : replica_set.projections) {
-                if (fresh.find(projection.name, projection.plugin) == nullptr) {
+                if (fresh.find(projection.name, projection.plugin) != nullptr) continue;
+                if (auto ambiguity = fresh.ambiguity(projection.name, projection.plugin)) {
+                    spdlog::error("reload refused: replica set \"{}\": {}; the running version continues",
+                                  replica_set.name, *ambiguity);
+                } else {
                     spdlog::error(
                         "reload: replica set \"{}\": projection \"{}\" is no longer declared by any plugin in {}; "
                         "the running instance continues until a restart",

@@ -10,6 +10,10 @@ ProjectionSet build_projection_set(const config::Config& config, const plugins::
         for (const auto& projection : replica_set.projections) {
             const plugins::LoadedPlugin* plugin = scan.find(projection.name, projection.plugin);
             if (plugin == nullptr) {
+                if (auto ambiguity = scan.ambiguity(projection.name, projection.plugin)) {
+                    set.problems.push_back("replica set \"" + replica_set.name + "\": " + *ambiguity);
+                    continue;
+                }
                 set.problems.push_back("replica set \"" + replica_set.name + "\": projection \"" + projection.name +
                                        "\"" +
                                        (projection.plugin.empty() ? "" : " of plugin \"" + projection.plugin + "\"") +
@@ -52,6 +56,7 @@ void log_plugin_scan(const plugins::PluginScan& scan) {
     for (const auto& refused : scan.refused) {
         spdlog::error("refused plugin file={} reason=\"{}\"", refused.file, refused.reason);
     }
+    for (const auto& file : scan.skipped) spdlog::debug("ignoring a file that is not a *.so plugin file={}", file);
 }
 
 }  // namespace orchestratord::runtime

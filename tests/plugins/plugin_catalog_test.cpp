@@ -5,12 +5,15 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "plugins/plugin_catalog.hpp"
+#include "plugins/plugin_library.hpp"
 #include "plugins/projection_instance.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace orchestratord::plugins;
+using orchestratord::test::read_file;
 using orchestratord::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -113,17 +116,120 @@ TEST_CASE("a shared object without the entry function is refused", "[plugins]") 
     CHECK_THAT(refused->reason, Catch::Contains("has no entry function orchestratord_plugin_entry"));
 }
 
-TEST_CASE("a projection name already declared by another plugin refuses the later file", "[plugins]") {
+TEST_CASE("two files declaring one projection are ambiguous unless the plugin key picks one", "[plugins]") {
     TempDir dir;
-    sample(dir, "event_counter.so");
-    fixture(dir, "duplicate_projection.so");  // sorts before event_counter.so
+    const std::string counter = sample(dir, "event_counter.so");
+    const std::string impostor = fixture(dir, "duplicate_projection.so");  // also declares "event_counter"
+    const PluginScan scan = scan_plugins(dir.path());
+    CHECK(scan.refused.empty());
+    REQUIRE(scan.plugins.size() == 2);
+
+    // Neither file wins by name order.
+    CHECK(scan.find("event_counter") == nullptr);
+    const auto ambiguity = scan.ambiguity("event_counter");
+    REQUIRE(ambiguity);
+    CHECK_THAT(*ambiguity,
+               Catch::Contains("projection \"event_counter\" is declared by both " + impostor + " and " + counter));
+    CHECK_THAT(*ambiguity, Catch::Contains("plugin: key"));
+
+    // Pinned by plugin name or by file name: that one, and no ambiguity.
+    const LoadedPlugin* by_name = scan.find("event_counter", "event_counter");
+    REQUIRE(by_name != nullptr);
+    CHECK(by_name->file == counter);
+    CHECK_FALSE(scan.ambiguity("event_counter", "event_counter"));
+    const LoadedPlugin* by_file = scan.find("event_counter", "duplicate_projection.so");
+    REQUIRE(by_file != nullptr);
+    CHECK(by_file->file == impostor);
+
+    // A projection only one of them declares is not affected.
+    REQUIRE(scan.find("event_counter_table") != nullptr);
+    CHECK(scan.find("event_counter_table")->file == counter);
+    CHECK_FALSE(scan.ambiguity("event_counter_table"));
+
+    const auto several = scan.declared_more_than_once();
+    REQUIRE(several.size() == 1);
+    CHECK(several[0].first == "event_counter");
+    CHECK(several[0].second == std::vector<std::string>{impostor, counter});
+}
+
+TEST_CASE("a leftover old copy of a plugin is ambiguous even by plugin name, and its file name picks one",
+          "[plugins]") {
+    TempDir dir;
+    const std::string current = fixture(dir, "recorder.so");
+    const std::string leftover = dir.file("recorder-old.so");  // sorts first: it used to win silently
+    fs::copy_file(current, leftover);
+    const PluginScan scan = scan_plugins(dir.path());
+    CHECK(scan.refused.empty());
+    REQUIRE(scan.plugins.size() == 2);
+
+    CHECK(scan.find("recorder") == nullptr);
+    CHECK(scan.find("recorder", "recorder") == nullptr);  // both files are plugin "recorder"
+    const auto ambiguity = scan.ambiguity("recorder", "recorder");
+    REQUIRE(ambiguity);
+    CHECK_THAT(*ambiguity, Catch::Contains("projection \"recorder\" of plugin \"recorder\" is declared by both " +
+                                           leftover + " and " + current));
+
+    const LoadedPlugin* pinned = scan.find("recorder", "recorder.so");
+    REQUIRE(pinned != nullptr);
+    CHECK(pinned->file == current);
+    CHECK_FALSE(scan.ambiguity("recorder", "recorder.so"));
+    CHECK(scan.find("recorder", "nope.so") == nullptr);
+    CHECK_FALSE(scan.ambiguity("recorder", "nope.so"));
+}
+
+TEST_CASE("a loaded plugin keeps its code when its file is overwritten in place", "[plugins]") {
+    TempDir dir;
+    const std::string file = fixture(dir, "throwing.so");
+    struct stat before {};
+    REQUIRE(::stat(file.c_str(), &before) == 0);
     const PluginScan scan = scan_plugins(dir.path());
     REQUIRE(scan.plugins.size() == 1);
-    CHECK(scan.plugins[0].name == "duplicate_projection");
-    const auto* refused = refusal(scan, "event_counter.so");
-    REQUIRE(refused != nullptr);
-    CHECK_THAT(refused->reason, Catch::Contains("projection \"event_counter\" is already declared by"));
-    CHECK_THAT(refused->reason, Catch::Contains("duplicate_projection.so"));
+    ProjectionInstance instance(scan.plugins[0], "throwing", "{}", "test");
+
+    // Another plugin's (smaller) bytes written into the same inode, as
+    // `cp other.so throwing.so` does.
+    {
+        const std::string other = read_file(FIXTURE_PLUGIN_DIR "/duplicate_projection.so");
+        std::ofstream out(file, std::ios::binary | std::ios::trunc);
+        out << other;
+    }
+    struct stat after {};
+    REQUIRE(::stat(file.c_str(), &after) == 0);
+    REQUIRE(after.st_ino == before.st_ino);
+
+    // The instance still runs the code it was made from (with the file mapped
+    // directly, this call crashed the process).
+    orch_event good = make_event(1, "Fine");
+    orch_event poison = make_event(2, "Poison");
+    CHECK(instance.handle_batch({&good}, nullptr).ok);
+    const CallResult failed = instance.handle_batch({&good, &poison}, nullptr);
+    CHECK_FALSE(failed.ok);
+    CHECK(failed.error == "cannot handle event at position 2");
+
+    // A rescan sees the file's new contents; the running instance is unaffected.
+    const PluginScan rescan = scan_plugins(dir.path());
+    REQUIRE(rescan.plugins.size() == 1);
+    CHECK(rescan.plugins[0].name == "duplicate_projection");
+    CHECK(instance.handle_batch({&good, &poison}, nullptr).error == "cannot handle event at position 2");
+}
+
+TEST_CASE("rescanning an unchanged file gives back the code already loaded, a file renamed into place is loaded anew",
+          "[plugins]") {
+    TempDir dir;
+    const std::string file = fixture(dir, "recorder.so");
+    const PluginScan first = scan_plugins(dir.path());
+    const PluginScan second = scan_plugins(dir.path());
+    REQUIRE(first.plugins.size() == 1);
+    REQUIRE(second.plugins.size() == 1);
+    // Otherwise every SIGHUP would restart every running projection.
+    CHECK(first.plugins[0].library->same_code_as(*second.plugins[0].library));
+
+    // The same bytes renamed into place are a new file: loaded anew.
+    fs::copy_file(FIXTURE_PLUGIN_DIR "/recorder.so", dir.file(".recorder.so.new"));
+    fs::rename(dir.file(".recorder.so.new"), file);
+    const PluginScan renamed = scan_plugins(dir.path());
+    REQUIRE(renamed.plugins.size() == 1);
+    CHECK_FALSE(renamed.plugins[0].library->same_code_as(*first.plugins[0].library));
 }
 
 TEST_CASE("plugin files writable by others are refused", "[plugins][security]") {
@@ -160,21 +266,26 @@ TEST_CASE("a plugins directory writable by others is refused as a whole", "[plug
     CHECK_THAT(*missing.directory_error, Catch::Contains("cannot stat"));
 }
 
-TEST_CASE("files that are not .so plugins are refused and the rest still load", "[plugins]") {
+TEST_CASE("files that are not .so plugins are skipped, broken ones refused, and the rest still load", "[plugins]") {
     TempDir dir;
     sample(dir, "event_counter.so");
-    dir.write("README.txt", "not a plugin");
+    dir.write("README", "not a plugin");
+    fixture(dir, "noop.so");
+    fs::rename(dir.file("noop.so"), dir.file("noop.so.bak"));  // a real plugin, but not named *.so
     dir.write("garbage.so", "this is not an ELF file");
     ::chmod(dir.file("garbage.so").c_str(), 0644);
     fs::create_directory(dir.file("nested"));
     const PluginScan scan = scan_plugins(dir.path());
-    CHECK(scan.plugins.size() == 1);
-    REQUIRE(refusal(scan, "README.txt") != nullptr);
-    CHECK_THAT(refusal(scan, "README.txt")->reason, Catch::Contains("only *.so files are loaded"));
+    REQUIRE(scan.plugins.size() == 1);
+    CHECK(scan.plugins[0].name == "event_counter");
+    CHECK(refusal(scan, "README") == nullptr);
+    CHECK(refusal(scan, "noop.so.bak") == nullptr);
+    CHECK(scan.skipped == std::vector<std::string>{dir.file("README"), dir.file("noop.so.bak")});
     REQUIRE(refusal(scan, "garbage.so") != nullptr);
     CHECK_THAT(refusal(scan, "garbage.so")->reason, Catch::Contains("cannot be loaded"));
     REQUIRE(refusal(scan, "nested") != nullptr);
     CHECK_THAT(refusal(scan, "nested")->reason, Catch::Contains("is a directory"));
+    CHECK(scan.refused.size() == 2);
 }
 
 TEST_CASE("an exception thrown by a handler becomes an error, not a crash", "[plugins]") {
@@ -243,8 +354,8 @@ TEST_CASE("the library stays loaded while a projection instance made from it liv
 }
 
 TEST_CASE("loading plugins leaves nothing behind in the temporary directory", "[plugins]") {
-    // Each load goes through a private link directory made for it (mkdtemp)
-    // and removed right after.
+    // Each load copies the file into a private directory made for it
+    // (mkdtemp) and removes both right after dlopen.
     TempDir dir;
     TempDir tmp;
     sample(dir, "event_counter.so");
