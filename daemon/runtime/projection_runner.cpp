@@ -641,6 +641,10 @@ asio::awaitable<ProjectionRunner::Delivery> ProjectionRunner::deliver_with_retri
             batch.events[end - 1].global_position, delivery.result.error);
         if (delivery.attempts >= retry.limit) co_return delivery;
         if (!co_await back_off_for_retry(retry.backoff)) {
+            spdlog::info(
+                "not retrying the batch as it was read: the slices, the plugin or the run state changed during the "
+                "back-off; it is read again {} first_position={} last_position={}",
+                context(), batch.events[begin].global_position, batch.events[end - 1].global_position);
             delivery.abandoned = true;
             co_return delivery;
         }

@@ -77,20 +77,34 @@ public:
 
     // Batches of this worker take `ms` longer (a slow projection).
     void set_delay(int worker, int ms) { delays_[worker] = ms; }
+    // More settings for this worker's transactional recorder: `config` goes
+    // into its config mapping (", key: value" pairs), `on_error` is its
+    // on_error mapping (e.g. "{initial_backoff: 4s}").
+    void set_recorder(int worker, const std::string& config, const std::string& on_error) {
+        recorder_config_[worker] = config;
+        recorder_on_error_[worker] = on_error;
+    }
 
     std::string config(int worker) const {
         const int delay = delays_.count(worker) > 0 ? delays_.at(worker) : delay_ms_;
         const std::string& schema = store_.schema();
-        return store_.dir().write("worker" + std::to_string(worker) + ".yaml",
-                                  "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + schema +
-                                      "}\nlogging: {level: debug}\nplugins: {directory: " FIXTURE_PLUGIN_DIR
-                                      "}\nhttp: {listen: '127.0.0.1:0'}\nreplica_sets:\n  - name: test\n    "
-                                      "heartbeat_interval: 200ms\n    stale_worker_timeout: 1s\n"
-                                      "    coordination_timeout: 3s\n    batch_size: 50\n    poll_interval_max: 200ms\n"
-                                      "    projections:\n      - name: recorder\n        config: {table: " +
-                                      schema + ".recorded, delay_ms: " + std::to_string(delay) +
-                                      "}\n      - name: recorder_file\n        config: {file: '" + file_of(worker) +
-                                      "'}\n");
+        return store_.dir().write(
+            "worker" + std::to_string(worker) + ".yaml",
+            "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + schema +
+                "}\nlogging: {level: debug}\nplugins: {directory: " FIXTURE_PLUGIN_DIR
+                "}\nhttp: {listen: '127.0.0.1:0'}\nreplica_sets:\n  - name: test\n    "
+                "heartbeat_interval: 200ms\n    stale_worker_timeout: 1s\n"
+                "    coordination_timeout: 3s\n    batch_size: 50\n    poll_interval_max: 200ms\n"
+                "    projections:\n      - name: recorder\n        config: {table: " +
+                schema + ".recorded, delay_ms: " + std::to_string(delay) + setting_of(recorder_config_, worker) +
+                "}\n" +
+                (recorder_on_error_.count(worker) > 0 ? "        on_error: " + recorder_on_error_.at(worker) + "\n"
+                                                      : std::string()) +
+                "      - name: recorder_file\n        config: {file: '" + file_of(worker) + "'}\n");
+    }
+    static std::string setting_of(const std::map<int, std::string>& settings, int worker) {
+        const auto found = settings.find(worker);
+        return found == settings.end() ? std::string() : found->second;
     }
     std::string file_of(int worker) const { return store_.dir().file("worker" + std::to_string(worker) + ".txt"); }
 
@@ -221,6 +235,8 @@ private:
     EventStoreFixture store_;
     int delay_ms_;
     std::map<int, int> delays_;
+    std::map<int, std::string> recorder_config_;
+    std::map<int, std::string> recorder_on_error_;
     std::map<int, std::unique_ptr<ChildProcess>> workers_;
     int starts_ = 0;
 };

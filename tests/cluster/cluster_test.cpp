@@ -181,6 +181,26 @@ TEST_CASE("a SIGTERMed worker hands its slices over in about a second without re
     cluster.stop(2);
 }
 
+TEST_CASE("a batch retried after its slices were handed over during the back-off is not committed for them",
+          "[cluster][I1][I2][retry]") {
+    ClusterHarness cluster("retry_handoff");
+    cluster.store().append_each(400, 40);
+    // Worker 0's first transactional batch fails once; it then backs off 4 s,
+    // long enough for worker 1 to join and take half of the slices.
+    cluster.set_recorder(0, ", fail_batches: 1", "{initial_backoff: 4s, max_backoff: 4s, max_attempts: 5}");
+    cluster.start(0);
+    REQUIRE(cluster.worker(0).wait_for_output("failing batch 1 of 1 on purpose", 20s));
+    cluster.start(1);
+    REQUIRE(cluster.wait_converged(2));
+    // Everything is handled only after worker 0 came back from its back-off
+    // with the old batch in hand (its own slices' events are in it).
+    REQUIRE(cluster.wait_all_handled());
+    CHECK(cluster.check_delivery() == 0);
+    cluster.check_never_owned_twice();
+    cluster.stop(0);
+    cluster.stop(1);
+}
+
 TEST_CASE("a single worker restarted five times resumes from its checkpoints every time", "[cluster][I2][restart]") {
     ClusterHarness cluster("restart");
     cluster.store().append_each(1000, 40);
@@ -198,17 +218,19 @@ TEST_CASE("a single worker restarted five times resumes from its checkpoints eve
     cluster.stop(0);
 }
 
-TEST_CASE("eight workers started within 100 ms converge, and no slice is ever owned twice",
+TEST_CASE("eight workers started together converge, and no slice is ever owned twice",
           "[cluster][I1][I5][convergence]") {
     ClusterHarness cluster("eight");
     cluster.store().append_each(1000, 40);
     Appender appender(cluster.schema());
-    const auto started = std::chrono::steady_clock::now();
     for (int w = 0; w < 8; ++w) cluster.start(w);
-    CHECK(seconds_since(started) < 0.1);
+    // The clock measures the cluster, not how fast this machine spawns
+    // processes: it starts once every worker is ready.
+    for (int w = 0; w < 8; ++w) REQUIRE(cluster.worker(w).wait_for_output("ready;", 30s));
+    const auto ready = std::chrono::steady_clock::now();
     REQUIRE(cluster.wait_converged(8));
-    // From the last start: coordination_timeout + heartbeat_interval, plus process start-up on a busy machine.
-    CHECK(seconds_since(started) < std::chrono::duration<double>(kCoordination + kHeartbeat).count() + 2);
+    // coordination_timeout + heartbeat_interval, plus the registrations right after "ready" on a busy machine.
+    CHECK(seconds_since(ready) < std::chrono::duration<double>(kCoordination + kHeartbeat).count() + 2);
     CHECK(cluster.shares() == std::vector<int64_t>(8, 8));
     // At most one generation per registration: no storm (the reference made 14 in 20 s for 3 workers).
     CHECK(cluster.generation() <= 8);
