@@ -124,12 +124,19 @@ TEST_CASE("a second stop signal ends the process at once, even with a handler th
     const std::string projections =
         "      - name: recorder\n        config: {table: " + store.schema() + ".recorded, hang_position: 2}\n";
     store.append(5, 5);
-    auto hung_batch_open = [&] {
+    // The daemon's batch transaction is open (its handler hangs inside it);
+    // the projections' sessions carry the daemon's session tag.
+    auto hung_batch_open = [&](const ChildProcess& daemon) {
+        const std::string output = daemon.output();
+        const auto at = output.find("session_tag=");
+        if (at == std::string::npos) return false;
+        const std::string tag = output.substr(at + 12, output.find_first_of(" \n", at + 12) - at - 12);
         return store.wait_until(
             [&] {
                 return store.scalar(
                            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND "
-                           "application_name LIKE 'orchestratord %'") > 0;
+                           "application_name = 'orchestratord " +
+                           tag + " projections'") > 0;
             },
             15s);
     };
@@ -137,7 +144,7 @@ TEST_CASE("a second stop signal ends the process at once, even with a handler th
     SECTION("during the drain") {
         auto daemon = store.start_daemon(store.config_file(projections, 10));
         REQUIRE(daemon->wait_for_output("ready;", 15s));
-        REQUIRE(hung_batch_open());
+        REQUIRE(hung_batch_open(*daemon));
         daemon->signal(SIGTERM);
         REQUIRE(daemon->wait_for_output("stopping gracefully", 5s));
         const auto second_at = std::chrono::steady_clock::now();
@@ -152,7 +159,7 @@ TEST_CASE("a second stop signal ends the process at once, even with a handler th
         auto daemon =
             store.start_daemon(store.config_file(projections, 10), "daemon.log", {{"COORDINATION_TIMEOUT", "2s"}});
         REQUIRE(daemon->wait_for_output("ready;", 15s));
-        REQUIRE(hung_batch_open());
+        REQUIRE(hung_batch_open(*daemon));
         daemon->signal(SIGTERM);
         REQUIRE(daemon->wait_for_output("projections did not finish their batches in time", 10s));
         // Whatever the process does now, it must not outlive a second signal.
