@@ -68,6 +68,7 @@ struct ReplicaSetConfig {
     int64_t batch_size = 0;
     int64_t slices = 0;
     Duration poll_interval_max{};
+    int64_t max_read_bytes = 0;  // payload bytes one read may fetch
     std::vector<ProjectionConfig> projections;
 };
 

@@ -176,6 +176,18 @@ const std::array kReplicaSetKeys = {
                1,
                std::numeric_limits<int64_t>::max(),
                "PollIntervalMax must be positive"},
+    KeySpec<R>{"max_read_bytes",
+               KeyType::integer,
+               "67108864",
+               "ORCHESTRATORD_MAX_READ_BYTES",
+               "most payload bytes one read fetches (64 MiB; a single larger event is still read, alone); bounds "
+               "memory with large events together with batch_size",
+               false,
+               &R::max_read_bytes,
+               {},
+               1,
+               std::numeric_limits<int64_t>::max(),
+               "MaxReadBytes must be positive"},
 };
 
 using J = ProjectionConfig;

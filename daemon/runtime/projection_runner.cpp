@@ -455,8 +455,12 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
     if (prefetched_) {
         read = std::move(prefetched_);
     } else {
-        store::ReadRequest request{slice_count_, owned_slices_, positions_, settings_.scope,
-                                   settings_.replica_set.batch_size};
+        store::ReadRequest request{slice_count_,
+                                   owned_slices_,
+                                   positions_,
+                                   settings_.scope,
+                                   settings_.replica_set.batch_size,
+                                   settings_.replica_set.max_read_bytes};
         wake_pending_ = false;  // this read sees everything committed before it
         read = co_await read_batch(connection(), request);
     }
@@ -583,7 +587,8 @@ asio::awaitable<void> ProjectionRunner::handle_and_prefetch(const store::EventBa
     auto prefetch = std::make_shared<Prefetch>(io_);
     // Catching up: read several batches at once (fewer, larger statements);
     // they are still handed over and checkpointed batch by batch.
-    store::ReadRequest next{slice_count_, owned_slices_, expected, settings_.scope, read_ahead_limit()};
+    store::ReadRequest next{slice_count_,    owned_slices_,      expected,
+                            settings_.scope, read_ahead_limit(), settings_.replica_set.max_read_bytes};
     wake_pending_ = false;  // the prefetch sees everything committed before it
     asio::co_spawn(
         io_,

@@ -22,6 +22,17 @@ constexpr const char* kColumns =
     "e.global_position, e.bounded_context, e.aggregate_type, e.aggregate_id, e.aggregate_version, "
     "e.event_id::text, e.event_type, e.event_version, e.payload, e.trace_id, e.correlation_id, e.causation_id, "
     "e.metadata::text, e.created_at";
+// The same columns read back from the byte-bounded sub-select.
+constexpr const char* kBoundedColumns =
+    "e.global_position, e.bounded_context, e.aggregate_type, e.aggregate_id, e.aggregate_version, e.event_id, "
+    "e.event_type, e.event_version, e.payload, e.trace_id, e.correlation_id, e.causation_id, e.metadata, "
+    "e.created_at, e.slice";
+// Added to a sub-select's columns: the payload bytes of this row and of all
+// rows before it in the read, so the outer query keeps the prefix that fits
+// max_bytes (and always the first row, however large).
+constexpr const char* kRunningBytes =
+    ", sum(octet_length(e.payload)) OVER (ORDER BY e.global_position) AS read_bytes, octet_length(e.payload) AS "
+    "own_bytes";
 constexpr int kSliceColumn = 14;
 constexpr int kHolesColumn = 15;
 constexpr int kFinalColumn = 16;
@@ -147,14 +158,21 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
         // The common case while catching up: a plain index-order scan. The
         // general statement below materializes the batch to count what is
         // missing, which cost about a third of the read.
-        sql << "SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e WHERE e.global_position > "
-            << p_from << " ORDER BY e.global_position LIMIT " << param(std::to_string(request.limit));
+        sql << "SELECT " << kBoundedColumns << " FROM (SELECT " << kColumns << ", " << slice << " AS slice"
+            << kRunningBytes << " FROM " << table_ << " e WHERE e.global_position > " << p_from
+            << " ORDER BY e.global_position LIMIT " << param(std::to_string(request.limit))
+            << ") e WHERE e.read_bytes - e.own_bytes < " << param(std::to_string(request.max_bytes))
+            << " ORDER BY e.global_position";
         query.sql = sql.str();
         query.whole_stream = true;
         return query;
     }
     sql << "WITH ";
-    sql << "batch AS (SELECT " << kColumns << ", " << slice << " AS slice FROM " << table_ << " e";
+    // Read as a sub-select that also sums the payload bytes, cut to the
+    // prefix that fits max_bytes. A re-read (`upto`) reads its whole range:
+    // it was bounded when it was first read.
+    sql << "batch AS (SELECT " << kBoundedColumns << " FROM (SELECT " << kColumns << ", " << slice << " AS slice"
+        << kRunningBytes << " FROM " << table_ << " e";
     sql << " WHERE e.global_position > " << p_from;
     if (!(all_slices && uniform)) {
         // Only this worker's slices, each from its own checkpoint: a filter
@@ -179,6 +197,9 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
     if (upto) sql << " AND e.global_position <= " << param(std::to_string(*upto));
     sql << " ORDER BY e.global_position";
     if (!upto) sql << " LIMIT " << param(std::to_string(request.limit));
+    sql << ") e";
+    if (!upto) sql << " WHERE e.read_bytes - e.own_bytes < " << param(std::to_string(request.max_bytes));
+    sql << " ORDER BY e.global_position";
     // One row even when the batch is empty (LEFT JOIN on the one-row `top`),
     // so an empty read still tells how far it is final: up to the batch's
     // highest position, or, when nothing of ours is there, up to the

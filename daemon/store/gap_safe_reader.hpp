@@ -16,6 +16,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <set>
@@ -43,6 +44,9 @@ struct ReadRequest {
     std::vector<int64_t> positions;     // checkpoint per slice, indexed by slice number
     Scope scope;
     int64_t limit = 100;
+    // At most this many payload bytes in one read (the first event is read
+    // whatever its size), so memory stays bounded with large events.
+    int64_t max_bytes = INT64_MAX;
 };
 
 // Called while the reader waits for an open writer: its pid and how long its

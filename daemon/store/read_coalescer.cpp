@@ -22,7 +22,8 @@ ReadCoalescer::ReadCoalescer(asio::io_context& io, std::chrono::milliseconds kee
 
 std::string ReadCoalescer::key_of(const ReadRequest& request) {
     // Everything that shapes the statement and its result.
-    std::string key = std::to_string(request.slice_count) + "|" + std::to_string(request.limit) + "|";
+    std::string key = std::to_string(request.slice_count) + "|" + std::to_string(request.limit) + "|" +
+                      std::to_string(request.max_bytes) + "|";
     for (int32_t slice : request.owned_slices) {
         key += std::to_string(slice);
         key += ':';
