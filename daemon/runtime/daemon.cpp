@@ -197,6 +197,7 @@ private:
             };
             channels[cluster::cluster_channel(config_.event_store)] = [this] {
                 for (auto& member : members_) member->coordination_changed();
+                for (auto& runner : runners_) runner->state_may_have_changed();
             };
             listener_ = std::make_unique<WakeupListener>(
                 io_, config_.database.url, cluster::session_name(session_tag_, "listener"), std::move(channels));

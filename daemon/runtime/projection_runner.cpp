@@ -12,6 +12,7 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "cluster/cluster_member.hpp"
 #include "metrics/metrics.hpp"
 #include "pg/async_connection.hpp"
 #include "pg/connection_pool.hpp"
@@ -242,21 +243,34 @@ asio::awaitable<void> ProjectionRunner::prepare() {
     view_version_ = -1;
     reload_checkpoints_ = false;
 
-    const std::string state_table = store::own_table(settings_.event_store, "projection_state");
-    const auto key = pg::make_params(settings_.replica_set.name, settings_.projection.name);
-    const auto state = co_await connection().exec(
-        "SELECT state, coalesce(reason, '') FROM " + state_table + " WHERE replica_set = $1 AND projection = $2", key,
-        "read the projection's state");
-    paused_ = state.rows > 0 && state.at(0, 0) == "paused";
-    if (paused_) {
-        spdlog::warn("projection is paused; it stays stopped until it is resumed {} reason=\"{}\"", context(),
-                     state.at(0, 1).value_or(""));
-    }
+    co_await load_state();
     const int64_t lowest = *std::min_element(positions_.begin(), positions_.end());
     spdlog::info("projection starting {} mode={} slices={} lowest_checkpoint={}", context(),
                  plugins::mode_name(instance_->mode()), slice_count_, lowest);
     prepared_ = true;
     last_sweep_ = last_progress_ = std::chrono::steady_clock::now();
+}
+
+// Reads whether the projection is paused (by any worker of the replica set:
+// a pause holds for the projection everywhere, not only where it failed).
+asio::awaitable<void> ProjectionRunner::load_state() {
+    recheck_state_ = false;
+    const std::string state_table = store::own_table(settings_.event_store, "projection_state");
+    const auto key = pg::make_params(settings_.replica_set.name, settings_.projection.name);
+    const auto state = co_await connection().exec(
+        "SELECT state, coalesce(reason, '') FROM " + state_table + " WHERE replica_set = $1 AND projection = $2", key,
+        "read the projection's state");
+    const bool paused = state.rows > 0 && state.at(0, 0) == "paused";
+    if (paused && !paused_) {
+        spdlog::warn("projection is paused; it stays stopped until it is resumed {} reason=\"{}\"", context(),
+                     state.at(0, 1).value_or(""));
+    }
+    paused_ = paused;
+}
+
+void ProjectionRunner::state_may_have_changed() {
+    recheck_state_ = true;
+    wake();  // an idle runner says at once that it stopped too
 }
 
 // At a batch boundary: switch to the cluster member's current view of our
@@ -415,7 +429,7 @@ void ProjectionRunner::take_replacement() {
 asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step() {
     take_replacement();  // a batch boundary
     // Nothing to do until the ownership view changes: no connection needed.
-    const bool view_changed = settings_.ownership->version() != view_version_ || reload_checkpoints_;
+    const bool view_changed = settings_.ownership->version() != view_version_ || reload_checkpoints_ || recheck_state_;
     if (prepared_ && !view_changed && (paused_ || owned_slices_.empty())) {
         wake_pending_ = false;
         co_return std::chrono::hours(24);
@@ -439,6 +453,7 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
 // Reads and handles one batch; returns how long to sleep afterwards, if at all.
 asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step_with_connection() {
     if (!prepared_) co_await prepare();
+    if (recheck_state_) co_await load_state();
     co_await follow_ownership();
     if (!settings_.ownership->may_commit()) {
         // Self-fenced: nothing we handled could be committed. The member
@@ -783,6 +798,10 @@ asio::awaitable<void> ProjectionRunner::pause(const std::string& reason) {
                                    "reason = EXCLUDED.reason, updated_at = now()",
                                params, "pause the projection");
     paused_ = true;
+    // The other workers' runners of this projection stop too (they re-read
+    // the state when the cluster channel says something changed).
+    co_await connection().exec("NOTIFY " + store::quote_identifier(cluster::cluster_channel(settings_.event_store)),
+                               pg::Params{}, "tell the other workers");
     spdlog::error("projection paused after repeated failures; other projections continue {} reason=\"{}\"", context(),
                   reason);
 }
@@ -797,6 +816,7 @@ asio::awaitable<void> ProjectionRunner::housekeeping() {
 // does not rescan long ranges for them.
 asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
     last_sweep_ = std::chrono::steady_clock::now();
+    co_await load_state();  // a pause elsewhere whose NOTIFY was missed
     co_await write_unwritten_positions(owned_slices_, true);
 }
 

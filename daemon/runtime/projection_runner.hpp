@@ -60,6 +60,9 @@ public:
     void stop();
     // New events may be there: end an idle wait now.
     void wake();
+    // The cluster changed something (a NOTIFY on its channel): the
+    // projection's state (paused elsewhere) is read again at the next step.
+    void state_may_have_changed();
     // The plugin's handler is running (or hung) on this runner's handler
     // thread; what it was given, for the log line of a stop that cannot wait.
     bool handler_busy() const { return handler_busy_; }
@@ -79,6 +82,7 @@ private:
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step();
     boost::asio::awaitable<std::optional<std::chrono::milliseconds>> step_with_connection();
     boost::asio::awaitable<void> prepare();
+    boost::asio::awaitable<void> load_state();
     void take_replacement();
     boost::asio::awaitable<void> follow_ownership();
     boost::asio::awaitable<std::shared_ptr<const store::EventBatch>> read_batch(pg::AsyncConnection& connection,
@@ -159,6 +163,7 @@ private:
     std::vector<int64_t> last_read_positions_;
     bool last_read_full_ = false;  // the previous read returned a whole batch (or more)
     bool paused_ = false;
+    bool recheck_state_ = false;  // read the projection's state before the next batch
     int64_t handled_ = 0;
     std::chrono::milliseconds idle_ = std::chrono::milliseconds(10);  // polling pause without NOTIFY
     std::chrono::steady_clock::time_point last_sweep_;

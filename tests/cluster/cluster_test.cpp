@@ -201,6 +201,47 @@ TEST_CASE("a batch retried after its slices were handed over during the back-off
     cluster.stop(1);
 }
 
+TEST_CASE("a projection paused by one worker's poison event stops on every worker; the others go on",
+          "[cluster][poison]") {
+    ClusterHarness cluster("pause_everywhere");
+    cluster.store().append_each(200, 40);
+    // The poison event is at position 300: whichever worker owns its slice pauses.
+    for (int w = 0; w < 2; ++w) {
+        cluster.set_recorder(w, ", fail_position: 300", "{policy: pause, max_attempts: 2, initial_backoff: 10ms}");
+    }
+    cluster.start(0);
+    cluster.start(1);
+    REQUIRE(cluster.wait_converged(2));
+    cluster.store().append_each(200, 40);
+    const std::string state = "SELECT count(*) FROM " + cluster.schema() +
+                              ".orchestratord_projection_state WHERE projection = 'recorder' AND state = 'paused'";
+    REQUIRE(cluster.store().wait_until([&] { return cluster.store().scalar(state) == 1; }, 30s));
+    // Both workers have stopped the projection (the one that failed, and the
+    // other one once it heard of it).
+    REQUIRE(cluster.store().wait_until(
+        [&] {
+            return cluster.worker(0).output().find("projection is paused") != std::string::npos ||
+                   cluster.worker(0).output().find("projection paused after repeated failures") != std::string::npos;
+        },
+        15s));
+    REQUIRE(cluster.store().wait_until(
+        [&] {
+            return cluster.worker(1).output().find("projection is paused") != std::string::npos ||
+                   cluster.worker(1).output().find("projection paused after repeated failures") != std::string::npos;
+        },
+        15s));
+    const int64_t applied = cluster.recorded_distinct();
+    // More events: the at-least-once projection handles them all on both
+    // workers; the paused one applies none of them anywhere.
+    cluster.store().append_each(200, 40);
+    const int64_t total = cluster.events();
+    REQUIRE(cluster.store().wait_until([&] { return static_cast<int64_t>(cluster.file_deliveries().size()) == total; },
+                                       30s));
+    CHECK(cluster.recorded_distinct() == applied);
+    cluster.stop(0);
+    cluster.stop(1);
+}
+
 TEST_CASE("a single worker restarted five times resumes from its checkpoints every time", "[cluster][I2][restart]") {
     ClusterHarness cluster("restart");
     cluster.store().append_each(1000, 40);
