@@ -486,6 +486,12 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         // without events of ours in it; nothing to hand over then.
         if (advance_positions(positions_, batch.final_position)) co_return std::nullopt;
         co_await housekeeping();
+        // Going idle: the checkpoints that reads without events of ours
+        // moved are written now (one UPDATE, only when they moved), not at
+        // the first sweep after the pause, which lasts 30 s with NOTIFY: a
+        // scoped projection whose scope saw none of the last events would
+        // show a lag that long although it has caught up.
+        co_await write_unwritten_positions(owned_slices_, true);
         const auto poll_max =
             std::chrono::duration_cast<std::chrono::milliseconds>(settings_.replica_set.poll_interval_max);
         const auto pause = settings_.notify_available ? std::chrono::milliseconds(kIdleWithNotify) : idle_;
