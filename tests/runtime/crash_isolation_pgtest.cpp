@@ -107,7 +107,7 @@ bool breadcrumb_left(const std::string& directory) {
 
 }  // namespace
 
-TEST_CASE("a handler that crashes the process is logged, pinned to its event and paused; the others go on",
+TEST_CASE("a handler that crashes the process is logged, pinned to its event and paused, the others go on",
           "[crash][pause]") {
     no_core_files();
     EventStoreFixture store("crash_pause");
@@ -139,7 +139,7 @@ TEST_CASE("a handler that crashes the process is logged, pinned to its event and
     CHECK_FALSE(breadcrumb_left(state.path()));
 }
 
-TEST_CASE("a handler that crashes the process is logged, pinned to its event and dead-lettered; it goes on",
+TEST_CASE("a handler that crashes the process is logged, pinned to its event and dead-lettered, it goes on",
           "[crash][dead-letter]") {
     no_core_files();
     EventStoreFixture store("crash_dead_letter");
