@@ -71,8 +71,11 @@ else
   echo "demo: using DATABASE_URL from the environment"
 fi
 
+mkdir -p "$demo/state"
 cat > "$demo/orchestratord.yaml" <<YAML
 # Written by scripts/demo.sh; see config/orchestratord.yaml for every key.
+# Crash breadcrumbs go to a directory the demo owns, not /var/lib.
+state_directory: ${demo}/state
 database:
   url: "${DATABASE_URL}"
 logging:

@@ -47,6 +47,7 @@ struct OnErrorConfig {
     int64_t max_attempts = 0;
     Duration initial_backoff{};
     Duration max_backoff{};
+    int64_t crash_limit = 0;  // crashes of the process on one event before the policy applies to it
 
     OnErrorPolicy kind() const { return policy == "dead-letter" ? OnErrorPolicy::dead_letter : OnErrorPolicy::pause; }
 };
@@ -86,7 +87,8 @@ struct Setting {
 };
 
 struct Config {
-    std::string file;  // the YAML file read, empty when none
+    std::string file;             // the YAML file read, empty when none
+    std::string state_directory;  // crash breadcrumbs; crash isolation is off when it is not writable
     DatabaseConfig database;
     EventStoreConfig event_store;
     LoggingConfig logging;

@@ -120,6 +120,12 @@ private:
                 }
             }
         }
+        if (!spec.default_env.empty()) {
+            auto found = options_.env.find(std::string(spec.default_env));
+            if (found != options_.env.end() && !found->second.empty()) {
+                return {found->second, Source::default_value, "$" + std::string(spec.default_env)};
+            }
+        }
         return {std::string(spec.default_value), Source::default_value, ""};
     }
 
@@ -416,17 +422,9 @@ Config load_config(const LoadOptions& options) {
 
     const YAML::Node none;
     auto section = [&](const char* name) { return root.IsDefined() && root.IsMap() ? root[name] : none; };
-    if (root.IsDefined() && root.IsMap()) {
-        static const std::set<std::string> sections{"database", "event_store", "logging",
-                                                    "http",     "plugins",     "replica_sets"};
-        for (const auto& entry : root) {
-            const std::string key = entry.first.as<std::string>();
-            if (!sections.contains(key)) {
-                builder.problem(key + ": unknown key" + Builder::where_in_file(entry.first) +
-                                " (allowed: database, event_store, logging, http, plugins, replica_sets)");
-            }
-        }
-    }
+    // The top level: its own keys, and the sections bound below.
+    builder.bind(root.IsDefined() && root.IsMap() ? root : none, "", top_level_keys(), config, nullptr,
+                 {"database", "event_store", "logging", "http", "plugins", "replica_sets"});
 
     builder.bind(section("database"), "database.", database_keys(), config.database, nullptr);
     builder.bind(section("event_store"), "event_store.", event_store_keys(), config.event_store, nullptr);
@@ -520,6 +518,9 @@ std::string describe_keys_markdown() {
         out << "| key | type | default | environment | reloadable | description |\n";
         out << "|---|---|---|---|---|---|\n";
         for (const auto& spec : keys) {
+            std::string fallback = spec.default_value.empty() ? "—" : "`" + std::string(spec.default_value) + "`";
+            if (!spec.default_env.empty())
+                fallback = "`$" + std::string(spec.default_env) + "` if set, else " + fallback;
             std::string type = key_type_name(spec.type);
             if (spec.type == KeyType::choice) {
                 std::string choices(spec.choices);
@@ -527,13 +528,13 @@ std::string describe_keys_markdown() {
                 type = "one of " + choices;
             }
             for (auto& c : type) c = c == '|' ? '/' : c;
-            out << "| `" << prefix << spec.name << "` | " << type << " | "
-                << (spec.default_value.empty() ? "—" : "`" + std::string(spec.default_value) + "`") << " | "
+            out << "| `" << prefix << spec.name << "` | " << type << " | " << fallback << " | "
                 << (spec.env.empty() ? "—" : "`" + std::string(spec.env) + "`") << " | "
                 << (spec.reloadable ? "yes" : "no") << " | " << spec.description << " |\n";
         }
         out << "\n";
     };
+    table("top level", "", top_level_keys());
     table("database", "database.", database_keys());
     table("event_store", "event_store.", event_store_keys());
     table("logging", "logging.", logging_keys());

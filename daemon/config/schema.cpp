@@ -7,6 +7,24 @@ namespace {
 
 constexpr int64_t kSecond = 1000000000LL;
 
+using C = Config;
+const std::array kTopLevelKeys = {
+    KeySpec<C>{"state_directory",
+               KeyType::path,
+               "/var/lib/orchestratord",
+               "",
+               "where the process leaves a breadcrumb when a projection handler crashes it, so the next start can "
+               "isolate the event; not writable: crash isolation is off (systemd's StateDirectory= sets "
+               "$STATE_DIRECTORY)",
+               false,
+               &C::state_directory,
+               {},
+               std::numeric_limits<int64_t>::min(),
+               std::numeric_limits<int64_t>::max(),
+               {},
+               "STATE_DIRECTORY"},
+};
+
 using D = DatabaseConfig;
 const std::array kDatabaseKeys = {
     KeySpec<D>{"url", KeyType::conninfo, "", "DATABASE_URL",
@@ -249,6 +267,18 @@ const std::array kOnErrorKeys = {
                0,
                std::numeric_limits<int64_t>::max(),
                "MaxBackoff must not be negative"},
+    KeySpec<O>{"crash_limit",
+               KeyType::integer,
+               "3",
+               "",
+               "crashes of the process in the handler on one event, after which the policy applies to that event "
+               "without calling the handler again (needs a writable state_directory)",
+               false,
+               &O::crash_limit,
+               {},
+               1,
+               1000,
+               "CrashLimit must be between 1 and 1000"},
 };
 
 // The seed's presets, with its exact values.
@@ -304,6 +334,9 @@ const char* key_type_name(KeyType type) {
     return "?";
 }
 
+std::span<const KeySpec<Config>> top_level_keys() {
+    return kTopLevelKeys;
+}
 std::span<const KeySpec<DatabaseConfig>> database_keys() {
     return kDatabaseKeys;
 }

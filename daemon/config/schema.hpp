@@ -44,8 +44,11 @@ struct KeySpec {
     int64_t min = std::numeric_limits<int64_t>::min();  // integers, or nanoseconds for durations
     int64_t max = std::numeric_limits<int64_t>::max();
     std::string_view range_error = {};  // the seed's wording when out of range
+    std::string_view default_env = {};  // a variable whose value, when set, is the default instead
 };
 
+// The keys at the top level of orchestratord.yaml that are not sections.
+std::span<const KeySpec<Config>> top_level_keys();
 // The top-level sections of orchestratord.yaml and their keys.
 std::span<const KeySpec<DatabaseConfig>> database_keys();
 std::span<const KeySpec<EventStoreConfig>> event_store_keys();

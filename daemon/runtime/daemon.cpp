@@ -24,6 +24,7 @@
 #include "pg/conninfo.hpp"
 #include "plugins/plugin_catalog.hpp"
 #include "plugins/plugin_library.hpp"
+#include "runtime/crash_breadcrumb.hpp"
 #include "runtime/projection_runner.hpp"
 #include "runtime/projection_set.hpp"
 #include "runtime/wakeup_listener.hpp"
@@ -70,6 +71,7 @@ public:
         spdlog::info("starting orchestratord pid={} config={} replica_sets={} session_tag={}", ::getpid(),
                      config_.file.empty() ? "(environment only)" : config_.file, config_.replica_sets.size(),
                      session_tag_);
+        start_crash_handler();
 
         // Fail fast and clearly when PostgreSQL cannot be reached: the
         // operator sees the masked URL and libpq's reason in one line.
@@ -134,6 +136,21 @@ private:
             }
             then();
         };
+    }
+
+    // Before any plugin code runs: a crash in a handler is logged with the
+    // events it was given, and leaves a breadcrumb for the next start.
+    void start_crash_handler() {
+        std::string problem;
+        if (install_crash_handler(config_.state_directory, problem)) {
+            state_directory_ = config_.state_directory;
+            spdlog::info("crash isolation is on state_directory={}", state_directory_);
+            return;
+        }
+        spdlog::warn(
+            "{}; crash isolation is off: a projection handler that crashes the process is logged, but the next start "
+            "calls it on the same events again",
+            problem);
     }
 
     // One cluster member per replica set: each is an independent cluster.
@@ -210,6 +227,7 @@ private:
             settings.notify_available = notify_available_;
             settings.coalescer = &coalescer_;
             settings.metrics = &metrics_;
+            settings.state_directory = state_directory_;
             for (const auto& replica_set : config_.replica_sets) {
                 if (replica_set.name != instance->replica_set()) continue;
                 settings.replica_set = replica_set;
@@ -500,6 +518,7 @@ private:
     size_t active_runners_ = 0;
     asio::steady_timer drain_timer_{io_};
     bool notify_available_ = false;
+    std::string state_directory_;  // empty: crash isolation is off
     bool stopping_ = false;
     bool members_stopping_ = false;
     // Names this process's sessions (application_name) so a coordinator can

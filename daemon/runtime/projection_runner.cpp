@@ -107,7 +107,9 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, RunnerSettings settings
                   }
               }),
       idle_timer_(io),
-      backoff_timer_(io) {
+      backoff_timer_(io),
+      crash_isolation_(settings_.state_directory, settings_.replica_set.name, settings_.projection.name,
+                       settings_.projection.on_error.crash_limit) {
     ownership_slot_ = settings_.ownership->attach();
     if (settings_.metrics != nullptr) {
         auto& blocked =
@@ -530,9 +532,18 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     handler_last_ = batch.events[end - 1].global_position;
     const auto started = std::chrono::steady_clock::now();
     watch_slow_handler(started, started + settings_.projection.slow_handler_after);
+    const CrashBreadcrumb breadcrumb = crash_isolation_.breadcrumb(handler_first_, handler_last_);
     plugins::CallResult result = co_await asio::co_spawn(
         handler_thread_,
-        [&]() -> asio::awaitable<plugins::CallResult> { co_return instance_->handle_batch(events, session); },
+        [&]() -> asio::awaitable<plugins::CallResult> {
+            plugins::CallResult handled;
+            {
+                // Armed by the handler thread itself, for a crash in the plugin.
+                ArmedBreadcrumb armed(breadcrumb);
+                handled = instance_->handle_batch(events, session);
+            }
+            co_return handled;
+        },
         asio::use_awaitable);
     handler_busy_ = false;
     slow_handler_timer_.cancel();
@@ -701,8 +712,53 @@ asio::awaitable<void> ProjectionRunner::handle(const store::EventBatch& batch) {
         // Every owned slice is final up to the read's final position, so up
         // to any event in it too.
         const int64_t checkpoint = end == size ? batch.final_position : batch.events[end - 1].global_position;
+        if (crash_isolation_.suspects(batch.events[begin].global_position, batch.events[end - 1].global_position)) {
+            if (!co_await handle_one_by_one(batch, begin, end, checkpoint)) co_return;
+            continue;
+        }
         if (!co_await handle_range(batch, begin, end, checkpoint)) co_return;
+        crash_isolation_.passed(checkpoint);
     }
+}
+
+// The previous process crashed in this projection's handler on events of
+// this range: they are delivered one at a time, so a further crash names a
+// single event, and an event that crashed the process crash_limit times gets
+// the on_error policy without the handler being called again.
+asio::awaitable<bool> ProjectionRunner::handle_one_by_one(const store::EventBatch& batch, size_t begin, size_t end,
+                                                          int64_t checkpoint) {
+    for (size_t i = begin; i < end; ++i) {
+        if (i > begin && boundary_wanted()) co_return false;
+        const int64_t position = batch.events[i].global_position;
+        const int64_t until = i + 1 == end ? checkpoint : position;
+        const auto crashed_too_often = crash_isolation_.verdict(position);
+        const bool go_on = crashed_too_often ? co_await isolate_crashing_event(batch, i, until, *crashed_too_often)
+                                             : co_await handle_range(batch, i, i + 1, until);
+        if (!go_on) co_return false;
+        crash_isolation_.passed(until);
+    }
+    co_return true;
+}
+
+// The on_error policy for an event the handler crashed the process on too
+// often, as handle_range() applies it to one that keeps failing.
+asio::awaitable<bool> ProjectionRunner::isolate_crashing_event(const store::EventBatch& batch, size_t index,
+                                                               int64_t checkpoint, const std::string& error) {
+    const int64_t position = batch.events[index].global_position;
+    if (settings_.projection.on_error.kind() == config::OnErrorPolicy::pause) {
+        co_await pause("event at position " + std::to_string(position) + " (event_id " + batch.events[index].event_id +
+                       "): " + error);
+        crash_isolation_.passed(position);
+        co_return false;
+    }
+    co_await dead_letter(batch, index, error, crash_isolation_.crashes());
+    advance_positions(positions_, position);
+    ++handled_;
+    if (checkpoint > position) {
+        if (!co_await write_checkpoints(checkpoints_at(checkpoint))) throw SlicesLost();
+        advance_positions(positions_, checkpoint);
+    }
+    co_return true;
 }
 
 int64_t ProjectionRunner::read_ahead_limit() const {

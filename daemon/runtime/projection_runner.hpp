@@ -22,6 +22,7 @@
 #include "config/config.hpp"
 #include "pg/connection_pool.hpp"
 #include "plugins/projection_instance.hpp"
+#include "runtime/crash_breadcrumb.hpp"
 #include "store/checkpoint_store.hpp"
 #include "store/gap_safe_reader.hpp"
 #include "store/read_coalescer.hpp"
@@ -46,6 +47,7 @@ struct RunnerSettings {
     store::ReadCoalescer* coalescer = nullptr;     // shared by every runner of the process
     cluster::SliceOwnership* ownership = nullptr;  // the slices this worker owns in the replica set
     metrics::Metrics* metrics = nullptr;           // optional
+    std::string state_directory;                   // crash breadcrumbs; empty: crash isolation is off
 };
 
 class ProjectionRunner {
@@ -97,6 +99,10 @@ private:
     int64_t read_ahead_limit() const;
     boost::asio::awaitable<plugins::CallResult> deliver(const store::EventBatch& batch, size_t begin, size_t end,
                                                         int64_t checkpoint);
+    boost::asio::awaitable<bool> handle_one_by_one(const store::EventBatch& batch, size_t begin, size_t end,
+                                                   int64_t checkpoint);
+    boost::asio::awaitable<bool> isolate_crashing_event(const store::EventBatch& batch, size_t index,
+                                                        int64_t checkpoint, const std::string& error);
     boost::asio::awaitable<void> dead_letter(const store::EventBatch& batch, size_t index, const std::string& error,
                                              int64_t attempts);
     boost::asio::awaitable<void> pause(const std::string& reason);
@@ -169,6 +175,7 @@ private:
     std::chrono::steady_clock::time_point last_sweep_;
     std::chrono::steady_clock::time_point last_progress_;
     int64_t handled_at_last_progress_ = 0;
+    CrashIsolation crash_isolation_;  // what the previous process left when this projection's handler crashed it
 };
 
 }  // namespace orchestratord::runtime

@@ -438,3 +438,24 @@ TEST_CASE("the annotated example config/orchestratord.yaml is valid", "[config][
     CHECK(config.replica_sets[0].projections.size() == 2);
     CHECK(config.warnings.empty());
 }
+
+TEST_CASE("state_directory defaults to $STATE_DIRECTORY, else /var/lib/orchestratord; the file wins",
+          "[config][state-directory]") {
+    CHECK(load(kMinimal).state_directory == "/var/lib/orchestratord");
+    CHECK(load(kMinimal, {{"STATE_DIRECTORY", "/var/lib/orchestratord-b"}}).state_directory ==
+          "/var/lib/orchestratord-b");
+    CHECK(load(std::string("state_directory: /srv/crumbs\n") + kMinimal,
+               {{"STATE_DIRECTORY", "/var/lib/orchestratord-b"}})
+              .state_directory == "/srv/crumbs");
+    CHECK_THAT(format_settings(load(kMinimal, {{"STATE_DIRECTORY", "/x"}})),
+               Catch::Contains("# default $STATE_DIRECTORY"));
+}
+
+TEST_CASE("on_error.crash_limit defaults to 3 and is range-checked", "[config][validation]") {
+    const auto config = load(std::string(kMinimal) + "    projections:\n      - name: p\n");
+    CHECK(config.replica_sets[0].projections[0].on_error.crash_limit == 3);
+    CHECK_THAT(
+        problems(std::string(kMinimal) + "    projections:\n      - name: p\n        on_error: {crash_limit: 0}\n"),
+        Catch::Contains("replica_sets[0].projections[0].on_error.crash_limit: CrashLimit must be between 1 and "
+                        "1000 (got \"0\")"));
+}
