@@ -42,7 +42,7 @@ TEST_CASE("a stop while the reader waits for an open writer ends at once and cle
                                "event_type, payload) VALUES ('test', 'Thing', $1, 1, gen_random_uuid(), 'T', '\\x00')";
     const std::string blocked =
         "pupsourcing_orchestrator_reader_blocked_seconds{projection=\"recorder\",replica_set=\"test\"}";
-    for (int run = 0; run < 10; ++run) {
+    for (int run = 0; run < 20; ++run) {
         INFO("run " << run);
         auto daemon = store.start_daemon(config, "daemon" + std::to_string(run) + ".log");
         REQUIRE(daemon->wait_for_output("ready;", 15s));
