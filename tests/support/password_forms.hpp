@@ -20,6 +20,8 @@ inline std::vector<std::string> special_passwords() {
     return passwords;
 }
 
+// Written again here on purpose, not taken from daemon/pg/conninfo.cpp: the
+// inputs of a masking test must not come from the code under test.
 inline std::string percent_encode(const std::string& text) {
     static constexpr char kHex[] = "0123456789ABCDEF";
     std::string out;
