@@ -31,7 +31,8 @@ constexpr const char* kBoundedColumns =
 // rows before it in the read, so the outer query keeps the prefix that fits
 // max_bytes (and always the first row, however large).
 constexpr const char* kRunningBytes =
-    ", sum(octet_length(e.payload)) OVER (ORDER BY e.global_position) AS read_bytes, octet_length(e.payload) AS "
+    ", sum(octet_length(e.payload)) OVER (ORDER BY e.global_position ROWS UNBOUNDED PRECEDING) AS read_bytes, "
+    "octet_length(e.payload) AS "
     "own_bytes";
 constexpr int kSliceColumn = 14;
 constexpr int kHolesColumn = 15;
