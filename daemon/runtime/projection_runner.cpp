@@ -524,9 +524,13 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     const auto events = batch.pointers(begin, end);
     const bool transactional = instance_->mode() == plugins::ProjectionMode::transactional;
     if (transactional) co_await connection().exec("BEGIN", pg::Params{}, "begin the batch transaction");
-    LoopTransaction transaction(io_, connection());
-    plugins::SqlSession* session = transactional ? &transaction : nullptr;
+    std::optional<LoopTransaction> transaction;
+    if (transactional) transaction.emplace(io_, connection());
+    plugins::SqlSession* session = transaction ? &*transaction : nullptr;
     // The handler runs on a handler thread; this coroutine resumes on the loop.
+    // An at-least-once handler needs no connection: the pool lends it to the
+    // other projections meanwhile, so a handler that hangs holds none.
+    if (!transactional) lease_.reset();
     handler_busy_ = true;
     handler_first_ = batch.events[begin].global_position;
     handler_last_ = batch.events[end - 1].global_position;
@@ -548,6 +552,7 @@ asio::awaitable<plugins::CallResult> ProjectionRunner::deliver(const store::Even
     handler_busy_ = false;
     slow_handler_timer_.cancel();
     if (report_handler_running_) report_handler_running_(0);
+    if (!lease_) lease_ = co_await settings_.pool->acquire();
     if (!result.ok) {
         if (transactional) co_await connection().exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
         co_return result;
@@ -671,6 +676,14 @@ asio::awaitable<ProjectionRunner::Delivery> ProjectionRunner::deliver_with_retri
     for (;;) {
         delivery.result = co_await deliver(batch, begin, end, checkpoint);
         ++delivery.attempts;
+        for (size_t i = begin; i < end; ++i) {
+            const int64_t position = batch.events[i].global_position;
+            if (delivery.result.ok) {
+                failed_tries_.erase(position);
+            } else {
+                ++failed_tries_[position];
+            }
+        }
         if (delivery.result.ok) co_return delivery;
         spdlog::error(
             "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
@@ -766,7 +779,7 @@ int64_t ProjectionRunner::read_ahead_limit() const {
 }
 
 bool ProjectionRunner::boundary_wanted() const {
-    return stopping_ || replacement_ != nullptr || settings_.ownership->version() != view_version_ ||
+    return stopping_ || replacement_ != nullptr || recheck_state_ || settings_.ownership->version() != view_version_ ||
            !settings_.ownership->may_commit();
 }
 
@@ -783,8 +796,16 @@ asio::awaitable<bool> ProjectionRunner::handle_range(const store::EventBatch& ba
     const auto& on_error = settings_.projection.on_error;
     const auto initial_backoff = std::chrono::duration_cast<std::chrono::milliseconds>(on_error.initial_backoff);
     const bool single = end - begin == 1;
-    const Delivery whole = co_await deliver_with_retries(batch, begin, end, checkpoint,
-                                                         Retry{0, single ? on_error.max_attempts : 1, initial_backoff});
+    // Tries an event already had on this worker (in earlier batches, or
+    // before a batch was abandoned and read again) count towards its limit.
+    auto tried = [&](size_t i) {
+        const auto found = failed_tries_.find(batch.events[i].global_position);
+        return found == failed_tries_.end() ? int64_t{0} : found->second;
+    };
+    const int64_t tried_before = single ? tried(begin) : 0;
+    const Delivery whole = co_await deliver_with_retries(
+        batch, begin, end, checkpoint,
+        Retry{tried_before, single ? std::max(on_error.max_attempts, tried_before + 1) : 1, initial_backoff});
     if (whole.abandoned) co_return false;
     if (whole.result.ok) {
         advance_positions(positions_, checkpoint);
@@ -797,11 +818,14 @@ asio::awaitable<bool> ProjectionRunner::handle_range(const store::EventBatch& ba
         std::min(initial_backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(on_error.max_backoff));
     for (size_t i = begin; i < end; ++i) {
         const int64_t position = batch.events[i].global_position;
-        // A lone event already had all its tries above.
+        // A lone event already had all its tries above. Split out of a
+        // failed batch, an event gets at least one try alone (so the failing
+        // one is found, also with max_attempts 1).
         Delivery one = whole;
         if (!single) {
-            one = co_await deliver_with_retries(batch, i, i + 1, position,
-                                                Retry{1, std::max<int64_t>(2, on_error.max_attempts), next_backoff});
+            one = co_await deliver_with_retries(
+                batch, i, i + 1, position,
+                Retry{tried(i), std::max(on_error.max_attempts, tried(i) + 1), next_backoff});
         }
         if (one.abandoned) co_return false;
         if (one.result.ok) {
@@ -816,6 +840,7 @@ asio::awaitable<bool> ProjectionRunner::handle_range(const store::EventBatch& ba
             co_return false;
         }
         co_await dead_letter(batch, i, one.result.error, one.attempts);
+        failed_tries_.erase(position);
         advance_positions(positions_, position);
         ++handled_;
     }
@@ -879,6 +904,10 @@ asio::awaitable<void> ProjectionRunner::housekeeping() {
 asio::awaitable<void> ProjectionRunner::sweep_checkpoints() {
     last_sweep_ = std::chrono::steady_clock::now();
     co_await load_state();  // a pause elsewhere whose NOTIFY was missed
+    // Tries of events every owned slice has passed are no longer needed.
+    int64_t lowest = INT64_MAX;
+    for (int32_t s : owned_slices_) lowest = std::min(lowest, positions_[static_cast<size_t>(s)]);
+    failed_tries_.erase(failed_tries_.begin(), failed_tries_.upper_bound(lowest));
     co_await write_unwritten_positions(owned_slices_, true);
 }
 

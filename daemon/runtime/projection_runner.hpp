@@ -153,10 +153,11 @@ private:
 
     int32_t slice_count_ = 0;
     int ownership_slot_ = 0;
-    int64_t view_version_ = -1;          // the ownership view the slices below come from
-    bool reload_checkpoints_ = true;     // after a fencing failure: the database knows best
-    store::Fence fence_;                 // this worker and its checkpoint lease
-    std::map<int32_t, int64_t> epochs_;  // slice -> the ownership epoch we hold it at
+    int64_t view_version_ = -1;                // the ownership view the slices below come from
+    bool reload_checkpoints_ = true;           // after a fencing failure: the database knows best
+    store::Fence fence_;                       // this worker and its checkpoint lease
+    std::map<int32_t, int64_t> epochs_;        // slice -> the ownership epoch we hold it at
+    std::map<int64_t, int64_t> failed_tries_;  // position -> failed tries of that event on this worker
     std::vector<int32_t> owned_slices_;
     std::vector<int64_t> positions_;                       // handled up to here, per slice
     std::vector<int64_t> written_;                         // last checkpoint written, per slice

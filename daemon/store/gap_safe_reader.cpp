@@ -170,8 +170,8 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
     }
     sql << "WITH ";
     // Read as a sub-select that also sums the payload bytes, cut to the
-    // prefix that fits max_bytes. A re-read (`upto`) reads its whole range:
-    // it was bounded when it was first read.
+    // prefix that fits max_bytes. A re-read (`upto`) is bounded the same way:
+    // an open writer may have committed any amount below `upto` meanwhile.
     sql << "batch AS (SELECT " << kBoundedColumns << " FROM (SELECT " << kColumns << ", " << slice << " AS slice"
         << kRunningBytes << " FROM " << table_ << " e";
     sql << " WHERE e.global_position > " << p_from;
@@ -196,11 +196,9 @@ GapSafeReader::Query GapSafeReader::build(const ReadRequest& request, std::optio
         sql << " AND e.event_type = ANY(" << param(pg::text_array(request.scope.event_types)) << "::text[])";
     }
     if (upto) sql << " AND e.global_position <= " << param(std::to_string(*upto));
-    sql << " ORDER BY e.global_position";
-    if (!upto) sql << " LIMIT " << param(std::to_string(request.limit));
-    sql << ") e";
-    if (!upto) sql << " WHERE e.read_bytes - e.own_bytes < " << param(std::to_string(request.max_bytes));
-    sql << " ORDER BY e.global_position";
+    sql << " ORDER BY e.global_position LIMIT " << param(std::to_string(request.limit))
+        << ") e WHERE e.read_bytes - e.own_bytes < " << param(std::to_string(request.max_bytes))
+        << " ORDER BY e.global_position";
     // One row even when the batch is empty (LEFT JOIN on the one-row `top`),
     // so an empty read still tells how far it is final: up to the batch's
     // highest position, or, when nothing of ours is there, up to the
@@ -285,7 +283,15 @@ asio::awaitable<EventBatch> GapSafeReader::read(pg::AsyncConnection& connection,
     pg::Result reread = co_await connection.query_prepared(again.sql, again.params,
                                                            "read events again after open writers", pg::Format::binary);
     EventBatch final_batch = to_batch(std::move(reread));
-    final_batch.final_position = hi;  // also when every event there was rolled back
+    // Every position up to `hi` is final now (committed or gone for good), so
+    // any prefix of the range is too: when the limits may have cut the
+    // re-read, it is final up to its last event, otherwise up to `hi` (also
+    // when every event there was rolled back).
+    size_t bytes = 0;
+    for (const auto& event : final_batch.events) bytes += event.payload_size;
+    const bool maybe_cut = static_cast<int64_t>(final_batch.events.size()) >= request.limit ||
+                           static_cast<int64_t>(bytes) >= request.max_bytes;
+    final_batch.final_position = maybe_cut ? final_batch.events.back().global_position : hi;
     co_return final_batch;
 }
 

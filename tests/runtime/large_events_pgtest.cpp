@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "support/event_store_fixture.hpp"
+#include "support/http_get.hpp"
 #include "support/stop_gracefully.hpp"
 
 using namespace orchestratord::test;
@@ -75,4 +76,43 @@ TEST_CASE("large events are read a bounded number of bytes at a time; a larger o
     CHECK(huge_batch == 1);
     stop_gracefully(*daemon);
     CHECK(store.lowest_checkpoint("recorder_file") == 61);
+}
+
+TEST_CASE("events committed behind an open writer are read again a bounded number of bytes at a time",
+          "[event-path][memory][late-commit]") {
+    EventStoreFixture store("large_behind_writer");
+    const std::string file = store.dir().file("file.txt");
+    const std::string projection = "      - name: recorder_file\n        config: {file: '" + file + "'}\n";
+    auto daemon = store.start_daemon(store.config_file(projection, 50), "daemon.log",
+                                     {{"ORCHESTRATORD_MAX_READ_BYTES", std::to_string(16 << 20)}});
+    REQUIRE(daemon->wait_for_output("ready;", 15s));
+    const int port = logged_http_port(daemon->output());
+    REQUIRE(port > 0);
+    // An application transaction writes 40 events of 4 MiB and stays open;
+    // a later, small event commits above them.
+    orchestratord::pg::BlockingConnection writer(pg_url());
+    writer.exec("BEGIN");
+    writer.exec("INSERT INTO " + store.schema() +
+                ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, event_type, "
+                "payload) SELECT 'test', 'Thing', 'big-' || g, 1, gen_random_uuid(), 'Big', "
+                "convert_to(repeat('x', 4 << 20), 'UTF8') FROM generate_series(1, 40) g");
+    store.append(1, 1);
+    const std::string blocked =
+        "pupsourcing_orchestrator_reader_blocked_seconds{projection=\"recorder_file\",replica_set=\"test\"}";
+    REQUIRE(store.wait_until([&] { return metric_value(http_get(port, "/metrics").body, blocked) > 0; }, 20s));
+    writer.exec("COMMIT");
+    std::map<int64_t, int> seen;
+    REQUIRE(store.wait_until(
+        [&] {
+            seen.clear();
+            count_file_deliveries(file, seen);
+            return seen.size() == 41;
+        },
+        60s));
+    const double peak = peak_rss_mib(daemon->pid());
+    INFO("peak RSS " << peak << " MiB");
+    CHECK(peak > 0);
+    CHECK(peak < 150);  // all 160 MiB at once without the bound on the re-read
+    stop_gracefully(*daemon);
+    CHECK(store.lowest_checkpoint("recorder_file") == 41);
 }

@@ -118,6 +118,27 @@ TEST_CASE("a handler that never returns stalls only its projection, is reported,
           0);
 }
 
+TEST_CASE("a hung at-least-once handler holds no pool connection: the others go on with a pool of one",
+          "[shutdown][hung-handler]") {
+    EventStoreFixture store("hung_pool_of_one");
+    const std::string file = store.dir().file("file.txt");
+    const std::string projections =
+        store.recorder() + "      - name: recorder_file\n        config: {file: '" + file + "', hang_position: 5}\n";
+    store.append(10, 10);
+    // 3 = one for cluster membership, one for the NOTIFY listener, one for both projections.
+    auto daemon = store.start_daemon(
+        store.config_file(projections, 10), "daemon.log",
+        {{"ORCHESTRATORD_DATABASE_MAX_OPEN_CONNS", "3"}, {"ORCHESTRATORD_DATABASE_MAX_IDLE_CONNS", "1"}});
+    INFO(daemon->output());
+    REQUIRE(daemon->wait_for_output("ready;", 15s));
+    REQUIRE(store.wait_until([&] { return store.recorded() == 10; }, 15s));
+    store.append_each(10, 5);
+    REQUIRE(store.wait_until([&] { return store.recorded() == 20; }, 15s));
+    CHECK(lines_in(file) == 0);  // the hung one is still in its first batch
+    daemon->signal(SIGKILL);
+    daemon->wait(10s);
+}
+
 TEST_CASE("a second stop signal ends the process at once, even with a handler that never returns",
           "[shutdown][hung-handler]") {
     EventStoreFixture store("second_signal");
