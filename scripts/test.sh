@@ -48,29 +48,32 @@ tsan_env=(
 
 # run_suite NAME BUILD_DIR BUILD_TYPE CTEST_ARGS... with the arrays cmake_args
 # (configure options) and env (variables for the tests) set by the caller.
+# It is called as `run_suite ... || failed+=(...)`, where set -e does not
+# apply, so every step checks its own status.
 run_suite() {
   local name=$1 build_dir=$2 build_type=$3
   shift 3
   echo "test.sh: === $name suite: building $build_dir ==="
-  BUILD_DIR="$build_dir" "$root/scripts/build.sh" "$build_type" "${cmake_args[@]}"
+  BUILD_DIR="$build_dir" "$root/scripts/build.sh" "$build_type" "${cmake_args[@]}" || return 1
 
   # A PostgreSQL cluster of its own per suite: nothing one suite leaves
   # behind can change what the next one sees.
   local pg_dir
-  pg_dir=$(mktemp -d /tmp/orchestratord-test-pg.XXXXXX)
-  chmod 755 "$pg_dir"
+  pg_dir=$(mktemp -d /tmp/orchestratord-test-pg.XXXXXX) || return 1
+  chmod 755 "$pg_dir" || return 1
   (
     cleanup() {
       "$root/scripts/pg-private.sh" stop "$pg_dir"
       rm -rf "$pg_dir"
     }
     trap cleanup EXIT
-    eval "$("$root/scripts/pg-private.sh" start "$pg_dir")"
+    pg_env=$("$root/scripts/pg-private.sh" start "$pg_dir") || exit 1
+    eval "$pg_env"
     echo "test.sh: $name suite: throwaway PostgreSQL on 127.0.0.1:$PGPORT"
     # The PostgreSQL-restart test restarts this cluster through scripts/pg-private.sh.
     export TEST_PG_DIR="$pg_dir" TEST_PG_SCRIPT="$root/scripts/pg-private.sh"
     [ ${#env[@]} -eq 0 ] || export "${env[@]}"
-    cd "$build_dir"
+    cd "$build_dir" || exit 1
     ctest --output-on-failure -j2 "$@"
   )
 }
@@ -79,12 +82,16 @@ run_suite() {
 # their compile time against -O2 -g, and reports still name file and line.
 sanitized_flags=(-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG")
 
+# Every suite runs even when an earlier one failed (a Release failure says
+# nothing about what the sanitizers would find); the exit status is non-zero
+# when any failed.
+failed=()
 for mode in "${modes[@]}"; do
   case "$mode" in
     release)
       # The Release tree the demo and the benchmark use, so CI builds exactly what they run.
       cmake_args=(-DORCHESTRATORD_SANITIZE=) env=()
-      run_suite Release "${BUILD_DIR:-$root/build-release}" Release "$@"
+      run_suite Release "${BUILD_DIR:-$root/build-release}" Release "$@" || failed+=(Release)
       ;;
     asan)
       cmake_args=(-DORCHESTRATORD_SANITIZE=address "${sanitized_flags[@]}") env=("${asan_env[@]}")
@@ -92,11 +99,15 @@ for mode in "${modes[@]}"; do
       # and converged within 5.2 s, which sanitized processes on two cores do
       # not make; the Release suite runs it.
       run_suite ASan+UBSan "${ASAN_BUILD_DIR:-$root/build-asan}" RelWithDebInfo \
-        -E '^cluster:eight workers started within 100 ms' "$@"
+        -E '^cluster:eight workers started within 100 ms' "$@" || failed+=(ASan+UBSan)
       ;;
     tsan)
       cmake_args=(-DORCHESTRATORD_SANITIZE=thread "${sanitized_flags[@]}") env=("${tsan_env[@]}")
-      run_suite TSan "${TSAN_BUILD_DIR:-$root/build-tsan}" RelWithDebInfo -L '^(unit|pg)$' "$@"
+      run_suite TSan "${TSAN_BUILD_DIR:-$root/build-tsan}" RelWithDebInfo -L '^(unit|pg)$' "$@" || failed+=(TSan)
       ;;
   esac
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test.sh: failed suites: ${failed[*]}" >&2
+  exit 1
+fi
