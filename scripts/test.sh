@@ -95,11 +95,11 @@ for mode in "${modes[@]}"; do
       ;;
     asan)
       cmake_args=(-DORCHESTRATORD_SANITIZE=address "${sanitized_flags[@]}") env=("${asan_env[@]}")
-      # One test is left out: it requires eight daemons forked within 100 ms
-      # and converged within 5.2 s, which sanitized processes on two cores do
-      # not make; the Release suite runs it.
+      # One test is left out: eight sanitized daemons on two cores do not
+      # converge within its bound (5.2 s after all are ready); the Release
+      # suite runs it.
       run_suite ASan+UBSan "${ASAN_BUILD_DIR:-$root/build-asan}" RelWithDebInfo \
-        -E '^cluster:eight workers started within 100 ms' "$@" || failed+=(ASan+UBSan)
+        -E '^cluster:eight workers started together' "$@" || failed+=(ASan+UBSan)
       ;;
     tsan)
       cmake_args=(-DORCHESTRATORD_SANITIZE=thread "${sanitized_flags[@]}") env=("${tsan_env[@]}")
