@@ -151,7 +151,9 @@ TEST_CASE("a SIGSTOPped worker commits nothing after losing its slices, then rej
     stopped.signal(SIGCONT);
     // It notices, drops what it had (its late commits fail the fencing check)
     // and joins again as a new worker.
-    REQUIRE(stopped.wait_for_output("registering again", 15s));
+    const bool rejoined = stopped.wait_for_output("registering again", 15s);
+    INFO(stopped.output());
+    REQUIRE(rejoined);
     REQUIRE(cluster.wait_converged(3));
     appender.stop();
     cluster.check_delivery();  // exactly once: a late commit by the stopped worker would show as a duplicate
@@ -201,7 +203,7 @@ TEST_CASE("a batch retried after its slices were handed over during the back-off
     cluster.stop(1);
 }
 
-TEST_CASE("a projection paused by one worker's poison event stops on every worker; the others go on",
+TEST_CASE("a projection paused by one worker's poison event stops on every worker, the others go on",
           "[cluster][poison]") {
     ClusterHarness cluster("pause_everywhere");
     cluster.store().append_each(200, 40);

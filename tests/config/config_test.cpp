@@ -439,7 +439,7 @@ TEST_CASE("the annotated example config/orchestratord.yaml is valid", "[config][
     CHECK(config.warnings.empty());
 }
 
-TEST_CASE("state_directory defaults to $STATE_DIRECTORY, else /var/lib/orchestratord; the file wins",
+TEST_CASE("state_directory defaults to $STATE_DIRECTORY, else /var/lib/orchestratord, and the file wins",
           "[config][state-directory]") {
     CHECK(load(kMinimal).state_directory == "/var/lib/orchestratord");
     CHECK(load(kMinimal, {{"STATE_DIRECTORY", "/var/lib/orchestratord-b"}}).state_directory ==

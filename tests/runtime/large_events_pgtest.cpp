@@ -26,7 +26,7 @@ double peak_rss_mib(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("large events are read a bounded number of bytes at a time; a larger one alone", "[event-path][memory]") {
+TEST_CASE("large events are read a bounded number of bytes at a time, a larger one alone", "[event-path][memory]") {
     EventStoreFixture store("large_events");
     const std::string insert = "INSERT INTO " + store.schema() +
                                ".events (bounded_context, aggregate_type, aggregate_id, aggregate_version, event_id, "

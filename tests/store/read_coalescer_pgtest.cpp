@@ -13,7 +13,7 @@
 using namespace orchestratord;
 namespace asio = boost::asio;
 
-TEST_CASE("identical reads share one statement; a later need gets a fresh read", "[store][shared-read]") {
+TEST_CASE("identical reads share one statement, a later need gets a fresh read", "[store][shared-read]") {
     test::EventStoreFixture store("coalesce");
     store.append(30, 30);
     asio::io_context io;
