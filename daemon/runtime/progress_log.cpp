@@ -1,0 +1,40 @@
+#include "runtime/progress_log.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "store/migrations.hpp"
+
+namespace orchestratord::runtime {
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kProgressInterval = 5s;  // how often a running projection logs its progress
+
+}  // namespace
+
+bool ProgressLog::due() const {
+    return std::chrono::steady_clock::now() - last_ > kProgressInterval;
+}
+
+boost::asio::awaitable<void> ProgressLog::report(pg::AsyncConnection& connection, const SlicePositions& positions,
+                                                 int64_t handled) {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    const auto head =
+        co_await connection.exec("SELECT coalesce(max(global_position), 0) FROM " +
+                                     store::qualified(settings_.event_store, settings_.event_store.events_table),
+                                 pg::Params{}, "read the head position");
+    const int64_t head_position = std::stoll(*head.at(0, 0));
+    const int64_t lowest = positions.lowest_owned(head_position);
+    const double rate = seconds > 0 ? static_cast<double>(handled - handled_at_last_) / seconds : 0;
+    handled_at_last_ = handled;
+    spdlog::info("projection progress {} slices={} checkpoint={} head={} lag={} handled={} rate={:.0f}/s",
+                 runner_context(settings_), positions.owned().size(), lowest, head_position,
+                 std::max<int64_t>(0, head_position - lowest), handled, rate);
+}
+
+}  // namespace orchestratord::runtime

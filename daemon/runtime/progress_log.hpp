@@ -1,0 +1,32 @@
+#pragma once
+// The line a running projection logs every few seconds: where it stands
+// (its lowest owned checkpoint), the head of the events table, the lag
+// between them, and how fast it handles events.
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+
+#include "pg/async_connection.hpp"
+#include "runtime/runner_settings.hpp"
+#include "runtime/slice_positions.hpp"
+
+namespace orchestratord::runtime {
+
+class ProgressLog {
+public:
+    explicit ProgressLog(const RunnerSettings& settings) : settings_(settings) {}
+
+    // The projection (re)started: the next line comes one interval from now.
+    void restart() { last_ = std::chrono::steady_clock::now(); }
+    bool due() const;
+    // Logs the line; `handled` counts the events handled since the start.
+    boost::asio::awaitable<void> report(pg::AsyncConnection& connection, const SlicePositions& positions,
+                                        int64_t handled);
+
+private:
+    const RunnerSettings& settings_;
+    std::chrono::steady_clock::time_point last_;
+    int64_t handled_at_last_ = 0;
+};
+
+}  // namespace orchestratord::runtime

@@ -1,0 +1,78 @@
+#include "runtime/read_ahead.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <optional>
+
+namespace orchestratord::runtime {
+namespace asio = boost::asio;
+
+// Shared by the read's coroutine and finish(): whichever ends last frees it.
+struct ReadAhead::Pending {
+    std::shared_ptr<const store::EventBatch> batch;
+    bool done = false;
+    asio::steady_timer finished;  // cancelled when the read is done
+    explicit Pending(asio::io_context& io) : finished(io, asio::steady_timer::time_point::max()) {}
+};
+
+ReadAhead::ReadAhead(asio::io_context& io, pg::ConnectionPool& pool, Read read, std::function<std::string()> context)
+    : io_(io), pool_(pool), read_(std::move(read)), context_(std::move(context)) {}
+
+asio::awaitable<void> ReadAhead::handle_while_reading(store::ReadRequest next,
+                                                      const std::function<asio::awaitable<void>()>& handle,
+                                                      const std::function<bool()>& as_assumed) {
+    const auto pending = co_await start(std::move(next));
+    if (!pending) {
+        co_await handle();
+        co_return;
+    }
+    // Even when handling fails, wait for the read: it refers to the runner,
+    // and its result is only good if the batch succeeded.
+    std::exception_ptr failure;
+    try {
+        co_await handle();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (!pending->done) {
+        boost::system::error_code ec;
+        co_await pending->finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (failure) std::rethrow_exception(failure);
+    if (pending->batch && as_assumed()) ready_ = std::move(pending->batch);
+}
+
+// The read on a second connection, or null when there is none free now.
+asio::awaitable<std::shared_ptr<ReadAhead::Pending>> ReadAhead::start(store::ReadRequest next) {
+    std::optional<pg::ConnectionPool::Lease> second;
+    try {
+        second = co_await pool_.try_acquire();
+    } catch (const std::exception& e) {
+        spdlog::debug("no connection for reading ahead {} error=\"{}\"", context_(), e.what());
+    }
+    if (!second) co_return nullptr;
+    auto pending = std::make_shared<Pending>(io_);
+    asio::co_spawn(
+        io_,
+        [this, pending, next = std::move(next), lease = std::move(*second)]() mutable -> asio::awaitable<void> {
+            try {
+                pending->batch = co_await read_(lease.connection(), next);
+            } catch (const std::exception& e) {
+                // The connection is in an unknown state: the pool drops it.
+                spdlog::debug("prefetch failed {} error=\"{}\"", context_(), e.what());
+                lease.connection().close();
+            }
+            lease.reset();
+            pending->done = true;
+            pending->finished.cancel();
+        },
+        asio::detached);
+    co_return pending;
+}
+
+}  // namespace orchestratord::runtime

@@ -1,0 +1,44 @@
+#include "store/projection_state.hpp"
+
+#include "store/migrations.hpp"
+
+namespace orchestratord::store {
+
+boost::asio::awaitable<ProjectionState> read_projection_state(pg::AsyncConnection& connection,
+                                                              const config::EventStoreConfig& store,
+                                                              const ProjectionKey& key) {
+    const auto rows =
+        co_await connection.exec("SELECT state, coalesce(reason, '') FROM " + own_table(store, "projection_state") +
+                                     " WHERE replica_set = $1 AND projection = $2",
+                                 pg::make_params(key.replica_set, key.projection), "read the projection's state");
+    ProjectionState state;
+    state.paused = rows.rows > 0 && rows.at(0, 0) == "paused";
+    if (state.paused) state.reason = rows.at(0, 1).value_or("");
+    co_return state;
+}
+
+boost::asio::awaitable<void> pause_projection(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
+                                              const ProjectionKey& key, const std::string& reason,
+                                              const std::string& channel) {
+    co_await connection.exec("INSERT INTO " + own_table(store, "projection_state") +
+                                 " (replica_set, projection, state, reason) VALUES ($1, $2, 'paused', $3) "
+                                 "ON CONFLICT (replica_set, projection) DO UPDATE SET state = 'paused', "
+                                 "reason = EXCLUDED.reason, updated_at = now()",
+                             pg::make_params(key.replica_set, key.projection, reason), "pause the projection");
+    co_await connection.exec("NOTIFY " + quote_identifier(channel), pg::Params{}, "tell the other workers");
+}
+
+boost::asio::awaitable<void> record_dead_letter(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
+                                                const ProjectionKey& key, const DeadLetter& letter) {
+    const auto params = pg::make_params(key.replica_set, key.projection, std::to_string(letter.slice),
+                                        std::to_string(letter.global_position), letter.event_id, letter.error,
+                                        std::to_string(letter.attempts));
+    co_await connection.exec(
+        "INSERT INTO " + own_table(store, "dead_letters") +
+            " (replica_set, projection, slice, global_position, event_id, error, attempts) VALUES ($1, $2, $3, $4, $5, "
+            "$6, $7) ON CONFLICT (replica_set, projection, event_id) DO UPDATE SET error = EXCLUDED.error, "
+            "attempts = EXCLUDED.attempts, created_at = now()",
+        params, "record a dead letter");
+}
+
+}  // namespace orchestratord::store
