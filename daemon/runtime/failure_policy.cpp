@@ -219,9 +219,11 @@ asio::awaitable<bool> FailurePolicy::back_off_for_retry(pg::ConnectionPool::Leas
 }
 
 asio::awaitable<void> FailurePolicy::pause(pg::AsyncConnection& connection, const std::string& reason) {
-    co_await store::pause_projection(connection, settings_.event_store,
-                                     {settings_.replica_set.name, settings_.projection.name}, reason,
-                                     cluster::cluster_channel(settings_.event_store));
+    // Arguments named, not temporaries in the co_await: GCC 12 destroys a
+    // braced temporary there twice.
+    const store::ProjectionKey key{settings_.replica_set.name, settings_.projection.name};
+    const std::string channel = cluster::cluster_channel(settings_.event_store);
+    co_await store::pause_projection(connection, settings_.event_store, key, reason, channel);
     runner_.paused();
     spdlog::error("projection paused after repeated failures; other projections continue {} reason=\"{}\"",
                   runner_context(settings_), reason);
@@ -232,9 +234,10 @@ asio::awaitable<void> FailurePolicy::dead_letter(pg::AsyncConnection& connection
                                                  size_t index, const std::string& error, int64_t attempts) {
     const orch_event& event = batch.events[index];
     co_await connection.exec("BEGIN", pg::Params{}, "begin dead-lettering");
-    co_await store::record_dead_letter(
-        connection, settings_.event_store, {settings_.replica_set.name, settings_.projection.name},
-        {batch.slices[index], event.global_position, std::string(event.event_id), error, attempts});
+    const store::ProjectionKey key{settings_.replica_set.name, settings_.projection.name};
+    const store::DeadLetter letter{batch.slices[index], event.global_position, std::string(event.event_id), error,
+                                   attempts};
+    co_await store::record_dead_letter(connection, settings_.event_store, key, letter);
     if (!co_await commit_.write(connection, positions_.checkpoints_at(event.global_position))) {
         co_await connection.exec("ROLLBACK", pg::Params{}, "roll back the fenced dead letter");
         throw SlicesLost();

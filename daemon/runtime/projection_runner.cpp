@@ -270,8 +270,10 @@ asio::awaitable<void> ProjectionRunner::prepare(pg::AsyncConnection& connection)
 // a pause holds for the projection everywhere, not only where it failed).
 asio::awaitable<void> ProjectionRunner::load_state(pg::AsyncConnection& connection) {
     recheck_state_ = false;
-    const store::ProjectionState state = co_await store::read_projection_state(
-        connection, settings_.event_store, {settings_.replica_set.name, settings_.projection.name});
+    // Named, not a braced temporary in the co_await: GCC 12 destroys such a
+    // temporary twice.
+    const store::ProjectionKey key{settings_.replica_set.name, settings_.projection.name};
+    const store::ProjectionState state = co_await store::read_projection_state(connection, settings_.event_store, key);
     if (state.paused && !paused_) {
         spdlog::warn("projection is paused; it stays stopped until it is resumed {} reason=\"{}\"", context(),
                      state.reason);
@@ -368,9 +370,9 @@ asio::awaitable<void> ProjectionRunner::handle_and_read_ahead(Lease& lease, cons
                             settings_.scope,
                             ReadAhead::limit(settings_.replica_set.batch_size),
                             settings_.replica_set.max_read_bytes};
-    co_await read_ahead_.handle_while_reading(
-        std::move(next), [&] { return failures_.handle(lease, batch); },
-        [&] { return !paused_ && positions_.positions() == expected; });
+    std::function<asio::awaitable<void>()> handle = [&] { return failures_.handle(lease, batch); };
+    std::function<bool()> as_assumed = [&] { return !paused_ && positions_.positions() == expected; };
+    co_await read_ahead_.handle_while_reading(std::move(next), std::move(handle), std::move(as_assumed));
 }
 
 bool ProjectionRunner::boundary_wanted() const {

@@ -24,8 +24,8 @@ ReadAhead::ReadAhead(asio::io_context& io, pg::ConnectionPool& pool, Read read, 
     : io_(io), pool_(pool), read_(std::move(read)), context_(std::move(context)) {}
 
 asio::awaitable<void> ReadAhead::handle_while_reading(store::ReadRequest next,
-                                                      const std::function<asio::awaitable<void>()>& handle,
-                                                      const std::function<bool()>& as_assumed) {
+                                                      std::function<asio::awaitable<void>()> handle,
+                                                      std::function<bool()> as_assumed) {
     const auto pending = co_await start(std::move(next));
     if (!pending) {
         co_await handle();

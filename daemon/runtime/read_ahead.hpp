@@ -42,8 +42,8 @@ public:
     // batch went as `next` assumed. The handler is never cancelled: plugin
     // code on the handler thread may be using the batch.
     boost::asio::awaitable<void> handle_while_reading(store::ReadRequest next,
-                                                      const std::function<boost::asio::awaitable<void>()>& handle,
-                                                      const std::function<bool()>& as_assumed);
+                                                      std::function<boost::asio::awaitable<void>()> handle,
+                                                      std::function<bool()> as_assumed);
     // The batch read ahead, if any; the runner reads itself otherwise.
     std::shared_ptr<const store::EventBatch> take() { return std::move(ready_); }
     // Slices, plugin or positions changed: a batch read ahead is stale.

@@ -7,10 +7,11 @@ namespace orchestratord::store {
 boost::asio::awaitable<ProjectionState> read_projection_state(pg::AsyncConnection& connection,
                                                               const config::EventStoreConfig& store,
                                                               const ProjectionKey& key) {
+    const auto params = pg::make_params(key.replica_set, key.projection);
     const auto rows =
         co_await connection.exec("SELECT state, coalesce(reason, '') FROM " + own_table(store, "projection_state") +
                                      " WHERE replica_set = $1 AND projection = $2",
-                                 pg::make_params(key.replica_set, key.projection), "read the projection's state");
+                                 params, "read the projection's state");
     ProjectionState state;
     state.paused = rows.rows > 0 && rows.at(0, 0) == "paused";
     if (state.paused) state.reason = rows.at(0, 1).value_or("");
@@ -20,11 +21,12 @@ boost::asio::awaitable<ProjectionState> read_projection_state(pg::AsyncConnectio
 boost::asio::awaitable<void> pause_projection(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
                                               const ProjectionKey& key, const std::string& reason,
                                               const std::string& channel) {
+    const auto params = pg::make_params(key.replica_set, key.projection, reason);
     co_await connection.exec("INSERT INTO " + own_table(store, "projection_state") +
                                  " (replica_set, projection, state, reason) VALUES ($1, $2, 'paused', $3) "
                                  "ON CONFLICT (replica_set, projection) DO UPDATE SET state = 'paused', "
                                  "reason = EXCLUDED.reason, updated_at = now()",
-                             pg::make_params(key.replica_set, key.projection, reason), "pause the projection");
+                             params, "pause the projection");
     co_await connection.exec("NOTIFY " + quote_identifier(channel), pg::Params{}, "tell the other workers");
 }
 
