@@ -220,7 +220,8 @@ asio::awaitable<bool> BatchCommit::write(pg::AsyncConnection& connection, const 
 
 asio::awaitable<void> BatchCommit::write_unwritten(pg::AsyncConnection& connection, const std::vector<int32_t>& slices,
                                                    bool warn_if_lost) {
-    if (const auto next = positions_.unwritten(slices)) co_await write(connection, *next, warn_if_lost);
+    const auto next = positions_.unwritten(slices);
+    if (next) co_await write(connection, *next, warn_if_lost);
 }
 
 }  // namespace orchestratord::runtime

@@ -253,7 +253,10 @@ void FailurePolicy::count_handled(int64_t position, int64_t events) {
 }
 
 asio::awaitable<void> FailurePolicy::commit_checkpoint(pg::AsyncConnection& connection, int64_t checkpoint) {
-    if (!co_await commit_.write(connection, positions_.checkpoints_at(checkpoint))) throw SlicesLost();
+    // The result is named, not awaited in the condition: GCC 12 miscompiles a
+    // coroutine that ends in an `if (co_await ...)` (SIGILL when it returns).
+    const bool written = co_await commit_.write(connection, positions_.checkpoints_at(checkpoint));
+    if (!written) throw SlicesLost();
 }
 
 }  // namespace orchestratord::runtime
