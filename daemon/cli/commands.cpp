@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/status_report.hpp"
+#include "config/key_reference.hpp"
 #include "config/loader.hpp"
 #include "pg/blocking_connection.hpp"
 #include "plugins/plugin_catalog.hpp"

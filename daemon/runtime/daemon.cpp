@@ -533,7 +533,7 @@ int run_daemon(const config::LoadOptions& options) {
     try {
         config = config::load_config(options);
     } catch (const config::ConfigError& e) {
-        log::configure("info", "text");
+        log::configure(log::Level::info, log::Format::text);
         for (const auto& problem : e.problems()) spdlog::critical("invalid configuration: {}", problem);
         return kExitConfig;
     }

@@ -758,7 +758,7 @@ asio::awaitable<bool> ProjectionRunner::handle_one_by_one(const store::EventBatc
 asio::awaitable<bool> ProjectionRunner::isolate_crashing_event(const store::EventBatch& batch, size_t index,
                                                                int64_t checkpoint, const std::string& error) {
     const int64_t position = batch.events[index].global_position;
-    if (settings_.projection.on_error.kind() == config::OnErrorPolicy::pause) {
+    if (settings_.projection.on_error.policy == config::OnErrorPolicy::pause) {
         co_await pause("event at position " + std::to_string(position) + " (event_id " + batch.events[index].event_id +
                        "): " + error);
         crash_isolation_.passed(position);
@@ -834,7 +834,7 @@ asio::awaitable<bool> ProjectionRunner::handle_range(const store::EventBatch& ba
             continue;
         }
         if (stopping_) co_return false;
-        if (on_error.kind() == config::OnErrorPolicy::pause) {
+        if (on_error.policy == config::OnErrorPolicy::pause) {
             co_await pause("event at position " + std::to_string(position) + " (event_id " + batch.events[i].event_id +
                            ") failed " + std::to_string(one.attempts) + " times: " + one.result.error);
             co_return false;
