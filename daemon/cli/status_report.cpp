@@ -7,7 +7,7 @@
 
 #include "pg/blocking_connection.hpp"
 #include "store/event_store_check.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::cli {
 namespace {

@@ -29,7 +29,7 @@
 #include "runtime/projection_set.hpp"
 #include "runtime/wakeup_listener.hpp"
 #include "store/event_store_check.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 #include "systemd/service_notifier.hpp"
 
 namespace orchestratord::runtime {
