@@ -205,8 +205,8 @@ private:
     //     coordination_timeout, after which a handler that has not returned
     //     is reported (the fence in the database refuses its commit);
     //  3. cluster members, after the runners' last commits: each releases
-    //     its slices and unregisters; bounded by the same deadline, or by
-    //     kLeaveBound when the drain timed out;
+    //     its slices and unregisters; bounded by that deadline plus
+    //     kLeaveBound (kLeaveBound from now when the drain timed out);
     //  4. the loop: the HTTP endpoints close, the watchdog stops, run()
     //     returns, and shut_down() takes over.
     // A second stop signal skips all of it (handle_signals()).
