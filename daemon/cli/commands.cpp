@@ -12,6 +12,7 @@
 #include "runtime/daemon.hpp"
 #include "store/event_store_check.hpp"
 #include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::cli {
 namespace {

@@ -14,7 +14,6 @@
 #include "pg/array_literal.hpp"
 #include "pg/async_connection.hpp"
 #include "store/checkpoint_store.hpp"
-#include "store/migrations.hpp"
 #include "store/pg_names.hpp"
 
 namespace orchestratord::cluster {

@@ -17,7 +17,7 @@
 #include "pg/async_connection.hpp"
 #include "pg/connection_pool.hpp"
 #include "store/checkpoint_store.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::runtime {
 namespace asio = boost::asio;

@@ -1,7 +1,7 @@
 #include "store/checkpoint_store.hpp"
 
 #include "pg/array_literal.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::store {
 namespace asio = boost::asio;
