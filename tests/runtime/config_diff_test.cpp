@@ -21,7 +21,7 @@ config::Setting setting(const std::string& path, const std::string& value, bool 
 
 config::Config running_config() {
     config::Config config;
-    config.logging = {"info", "text"};
+    config.logging = {config::LogLevel::info, config::LogFormat::text};
     config.plugins.directory = "/plugins";
     config.database.url = "postgres://db/old";
     config.replica_sets.push_back({});
@@ -47,12 +47,12 @@ TEST_CASE("an unchanged configuration changes nothing", "[reload]") {
     const auto diff = runtime::diff_config(running, running_config());
     CHECK(diff.changes.empty());
     CHECK(diff.next.settings.size() == running.settings.size());
-    CHECK(diff.next.logging.level == "info");
+    CHECK(diff.next.logging.level == config::LogLevel::info);
 }
 
 TEST_CASE("a changed reloadable key applies now", "[reload]") {
     auto fresh = running_config();
-    fresh.logging.level = "debug";
+    fresh.logging.level = config::LogLevel::debug;
     find(fresh, "logging.level").value = "debug";
     fresh.plugins.directory = "/other";
     find(fresh, "plugins.directory").value = "/other";
@@ -66,7 +66,7 @@ TEST_CASE("a changed reloadable key applies now", "[reload]") {
     CHECK(diff.changes[1].path == "plugins.directory");
     CHECK(diff.changes[1].applied == KeyChange::Applied::now);
     // The process runs with the new values.
-    CHECK(diff.next.logging.level == "debug");
+    CHECK(diff.next.logging.level == config::LogLevel::debug);
     CHECK(diff.next.plugins.directory == "/other");
     CHECK(find(diff.next, "logging.level").value == "debug");
 }
@@ -130,6 +130,6 @@ TEST_CASE("the key table decides what a reload applies", "[reload]") {
     CHECK(diff.changes[0].applied == KeyChange::Applied::now);
     CHECK(diff.changes[1].path == "replica_sets[0].batch_size");
     CHECK(diff.changes[1].applied == KeyChange::Applied::after_restart);
-    CHECK(diff.next.logging.level == "debug");
+    CHECK(diff.next.logging.level == config::LogLevel::debug);
     CHECK(diff.next.replica_sets.at(0).batch_size == 100);
 }
