@@ -1,6 +1,6 @@
 #pragma once
 // Builds the effective configuration: built-in default < preset < YAML file <
-// environment, validated with the seed's rules. Throws ConfigError listing
+// environment, validated with pupsourcing-orchestrator's rules. Throws ConfigError listing
 // every problem found, each naming the key path or variable and the value.
 //
 // The parts, each in its own file: the table of sections and keys

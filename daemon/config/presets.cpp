@@ -5,7 +5,7 @@
 namespace orchestratord::config {
 namespace {
 
-// The seed's presets, with its exact values.
+// pupsourcing-orchestrator's presets, with its exact values.
 constexpr PresetValue kDevelopment[] = {{"heartbeat_interval", "2s"},
                                         {"stale_worker_timeout", "10s"},
                                         {"coordination_timeout", "30s"},

@@ -1,5 +1,5 @@
 #pragma once
-// The seed's presets: named sets of replica-set values that sit between the
+// pupsourcing-orchestrator's presets: named sets of replica-set values that sit between the
 // built-in defaults and the file.
 #include <span>
 #include <string_view>

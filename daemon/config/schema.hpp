@@ -51,7 +51,7 @@ struct KeySpec {
     std::string_view choices = {};                      // "a|b|c" for a KeyType::choice text field
     int64_t min = std::numeric_limits<int64_t>::min();  // integers, or nanoseconds for durations
     int64_t max = std::numeric_limits<int64_t>::max();
-    std::string_view range_error = {};  // the seed's wording when out of range
+    std::string_view range_error = {};  // pupsourcing-orchestrator's wording when out of range
     std::string_view default_env = {};  // a variable whose value, when set, is the default instead
 };
 

@@ -2,7 +2,7 @@
 // Checks of one value on its own: the syntax its key's type asks for and the
 // key's range. Every per-key rule lives here; rules between keys live in
 // cross_key_rules.hpp. Each check returns the reason a value is rejected, in
-// the seed's wording, without the key path (the caller names the input).
+// pupsourcing-orchestrator's wording, without the key path (the caller names the input).
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -20,7 +20,7 @@ using Rejection = std::optional<std::string>;
 struct Range {
     int64_t min = std::numeric_limits<int64_t>::min();
     int64_t max = std::numeric_limits<int64_t>::max();
-    std::string_view error;  // the seed's wording when out of range
+    std::string_view error;  // pupsourcing-orchestrator's wording when out of range
 };
 
 template <typename Section>
