@@ -5,12 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/status_report.hpp"
+#include "config/key_reference.hpp"
 #include "config/loader.hpp"
 #include "pg/blocking_connection.hpp"
 #include "plugins/plugin_catalog.hpp"
 #include "runtime/daemon.hpp"
 #include "store/event_store_check.hpp"
 #include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::cli {
 namespace {

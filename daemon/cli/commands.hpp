@@ -1,5 +1,5 @@
 #pragma once
-// The command line: `orchestratord [run]`, `check-config`, `migrate`, `plugins list`.
+// The command line: `orchestratord [run]`, `check-config`, `migrate`, `status`, `plugins list`.
 
 namespace orchestratord::cli {
 

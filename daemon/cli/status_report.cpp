@@ -3,95 +3,59 @@
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "pg/blocking_connection.hpp"
 #include "store/event_store_check.hpp"
-#include "store/migrations.hpp"
+#include "store/status_queries.hpp"
 
 namespace orchestratord::cli {
-namespace {
-
-int64_t number(const std::optional<std::string>& text) {
-    return text ? std::stoll(*text) : 0;
-}
-
-}  // namespace
 
 int print_status(const config::Config& config, bool json) {
     try {
         pg::BlockingConnection db(config.database.url);
-        const auto& store = config.event_store;
-        if (const auto problems = store::event_store_problems(db, store); !problems.empty()) {
+        if (const auto problems = store::event_store_problems(db, config.event_store); !problems.empty()) {
             for (const auto& problem : problems) std::cerr << "error: " << problem << "\n";
             return 1;
         }
-        const int64_t head = number(
-            db.exec("SELECT coalesce(max(global_position), 0) FROM " + store::qualified(store, store.events_table))
-                .at(0, 0));
+        store::StatusQueries query(db, config.event_store);
+        const int64_t head = query.head();
         nlohmann::json out{{"head", head}, {"replica_sets", nlohmann::json::array()}};
         for (const auto& replica_set : config.replica_sets) {
-            const auto row = db.exec(
-                "SELECT slices, generation FROM " + store::own_table(store, "replica_sets") + " WHERE name = $1",
-                {replica_set.name}, "read the replica set");
-            const auto workers = db.exec(
-                "SELECT w.id::text, w.host, w.pid, extract(epoch FROM now() - w.last_heartbeat)::float8, "
-                "extract(epoch FROM now() - w.started_at)::float8, w.version, "
-                "(SELECT coalesce(string_agg(s.slice::text, ',' ORDER BY s.slice), '') FROM " +
-                    store::own_table(store, "slices") +
-                    " s WHERE s.replica_set = w.replica_set AND s.owner = w.id) FROM " +
-                    store::own_table(store, "workers") + " w WHERE w.replica_set = $1 ORDER BY w.started_at",
-                {replica_set.name}, "read the workers");
-            // Slices without an owner, or whose owner is not yet their target: a handoff in progress.
-            const auto slices = db.exec(
-                "SELECT count(*) FILTER (WHERE owner IS NULL), "
-                "count(*) FILTER (WHERE owner IS DISTINCT FROM target_owner) FROM " +
-                    store::own_table(store, "slices") + " WHERE replica_set = $1",
-                {replica_set.name}, "read the slices");
+            const auto row = query.replica_set(replica_set.name);
+            const auto workers = query.workers(replica_set.name);
+            const auto handoff = query.handoff(replica_set.name);
+            const int64_t slices = row ? row->slices : replica_set.slices;
             nlohmann::json entry{{"name", replica_set.name},
-                                 {"created", row.rows > 0},
-                                 {"slices", row.rows > 0 ? number(row.at(0, 0)) : replica_set.slices},
-                                 {"generation", row.rows > 0 ? number(row.at(0, 1)) : 0},
-                                 {"slices_unowned", number(slices.at(0, 0))},
-                                 {"slices_moving", number(slices.at(0, 1))},
+                                 {"created", row.has_value()},
+                                 {"slices", slices},
+                                 {"generation", row ? row->generation : 0},
+                                 {"slices_unowned", handoff.unowned},
+                                 {"slices_moving", handoff.moving},
                                  {"workers", nlohmann::json::array()},
                                  {"projections", nlohmann::json::array()}};
-            for (int64_t w = 0; w < workers.rows; ++w) {
-                nlohmann::json owned = nlohmann::json::array();
-                std::stringstream list(workers.at(w, 6).value_or(""));
-                for (std::string slice; std::getline(list, slice, ',');) owned.push_back(std::stoi(slice));
-                entry["workers"].push_back({{"id", workers.at(w, 0).value_or("")},
-                                            {"host", workers.at(w, 1).value_or("")},
-                                            {"pid", number(workers.at(w, 2))},
-                                            {"heartbeat_age_s", std::stod(workers.at(w, 3).value_or("0"))},
-                                            {"uptime_s", std::stod(workers.at(w, 4).value_or("0"))},
-                                            {"version", workers.at(w, 5).value_or("")},
-                                            {"slices_owned", owned.size()},
-                                            {"slices", owned}});
+            for (const auto& worker : workers) {
+                entry["workers"].push_back({{"id", worker.id},
+                                            {"host", worker.host},
+                                            {"pid", worker.pid},
+                                            {"heartbeat_age_s", worker.heartbeat_age_s},
+                                            {"uptime_s", worker.uptime_s},
+                                            {"version", worker.version},
+                                            {"slices_owned", worker.slices.size()},
+                                            {"slices", worker.slices}});
             }
             for (const auto& projection : replica_set.projections) {
-                const auto checkpoints =
-                    db.exec("SELECT coalesce(min(position), 0), coalesce(max(position), 0), count(*) FROM " +
-                                store::own_table(store, "checkpoints") + " WHERE replica_set = $1 AND projection = $2",
-                            {replica_set.name, projection.name}, "read checkpoints");
-                const auto state =
-                    db.exec("SELECT state, coalesce(reason, '') FROM " + store::own_table(store, "projection_state") +
-                                " WHERE replica_set = $1 AND projection = $2",
-                            {replica_set.name, projection.name}, "read the projection state");
-                const auto letters = db.exec("SELECT count(*) FROM " + store::own_table(store, "dead_letters") +
-                                                 " WHERE replica_set = $1 AND projection = $2",
-                                             {replica_set.name, projection.name}, "count dead letters");
+                const auto checkpoints = query.checkpoints(replica_set.name, projection.name);
+                const auto state = query.projection_state(replica_set.name, projection.name);
                 // Slices without a row have not started: their checkpoint is 0.
-                const int64_t slices_with_rows = number(checkpoints.at(0, 2));
-                const int64_t lowest =
-                    slices_with_rows < entry["slices"].get<int64_t>() ? 0 : number(checkpoints.at(0, 0));
-                entry["projections"].push_back({{"name", projection.name},
-                                                {"state", state.rows > 0 ? *state.at(0, 0) : std::string("running")},
-                                                {"reason", state.rows > 0 ? *state.at(0, 1) : std::string()},
-                                                {"lowest_checkpoint", lowest},
-                                                {"highest_checkpoint", number(checkpoints.at(0, 1))},
-                                                {"lag_events", std::max<int64_t>(0, head - lowest)},
-                                                {"dead_letters", number(letters.at(0, 0))}});
+                const int64_t lowest = checkpoints.slices_with_rows < slices ? 0 : checkpoints.lowest;
+                entry["projections"].push_back(
+                    {{"name", projection.name},
+                     {"state", state ? state->state : std::string("running")},
+                     {"reason", state ? state->reason : std::string()},
+                     {"lowest_checkpoint", lowest},
+                     {"highest_checkpoint", checkpoints.highest},
+                     {"lag_events", std::max<int64_t>(0, head - lowest)},
+                     {"dead_letters", query.dead_letters(replica_set.name, projection.name)}});
             }
             out["replica_sets"].push_back(entry);
         }

@@ -1,20 +1,18 @@
 #pragma once
-// This process's membership in one replica set (DESIGN.md sections 7 and
-// 7.1). One coroutine owns one connection and, every heartbeat_interval:
+// This process's membership in one replica set (docs/cluster.md). One
+// coroutine owns one connection and, every heartbeat_interval:
 //   1. refreshes the worker row (one statement that also tells whether the
 //      cluster needs coordinating, so an idle cluster costs one statement per
 //      tick);
-//   2. when needed, tries to coordinate: whoever locks the replica set row
-//      (SKIP LOCKED, short lock_timeout) removes stale workers, frees their
-//      slices, writes a new generation with a balanced, sticky assignment, and
-//      frees slices whose owner did not hand them over within
-//      coordination_timeout;
-//   3. reconciles: withdraws slices assigned elsewhere from the runners,
-//      releases them once drained, acquires free slices assigned to it.
+//   2. when needed, lets the Coordinator try to coordinate (whoever locks the
+//      replica set row does, cluster/coordinator.hpp);
+//   3. reconciles: applies SliceReconciler's plan (cluster/slice_reconciler.hpp)
+//      to the ownership view, releases withdrawn slices once drained, acquires
+//      free slices assigned to it.
 // NOTIFY on the cluster channel runs steps 2 and 3 at once, so handoffs take
 // milliseconds. A worker whose last committed heartbeat was sent more than
 // stale_worker_timeout - heartbeat_interval ago stops all work (self-fencing)
-// before anyone may take its slices.
+// before anyone may take its slices. Every statement is in cluster_tables.hpp.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,13 +23,14 @@
 #include <string>
 #include <vector>
 
+#include "cluster/cluster_tables.hpp"
+#include "cluster/coordinator.hpp"
 #include "cluster/slice_ownership.hpp"
 #include "config/config.hpp"
 
 namespace orchestratord::pg {
 class AsyncConnection;
-struct Rows;
-}  // namespace orchestratord::pg
+}
 
 namespace orchestratord::cluster {
 
@@ -42,13 +41,6 @@ struct MemberSettings {
     std::string version;
     std::string session_tag;  // in the application_name of every session of this process
 };
-
-// The application_name of a session of this process: "orchestratord <tag> <role>".
-std::string session_name(const std::string& session_tag, const std::string& role);
-
-// The NOTIFY channel of coordination changes (new generation, released
-// slices), at most 63 bytes whatever the schema name (store/pg_names.hpp).
-std::string cluster_channel(const config::EventStoreConfig& store);
 
 class ClusterMember {
 public:
@@ -69,37 +61,24 @@ private:
     boost::asio::awaitable<void> connect();
     boost::asio::awaitable<void> register_worker();
     boost::asio::awaitable<void> heartbeat();
-    boost::asio::awaitable<void> end_stale_sessions();
     boost::asio::awaitable<void> coordinate();
-    boost::asio::awaitable<void> coordinate_locked(int64_t generation);
-    boost::asio::awaitable<void> write_generation(int64_t generation, const std::string& live);
     boost::asio::awaitable<void> reconcile();
     boost::asio::awaitable<void> release(const std::map<int32_t, int64_t>& slices);
     boost::asio::awaitable<void> acquire();
     boost::asio::awaitable<void> leave();
-    // How freeing a slice treats its owner's batches that are committing.
-    enum class InFlight {
-        fenced_elsewhere,  // the caller revoked or folded the owner's checkpoint rows already
-        wait_for_them,     // a graceful release by the owner ($2) itself
-    };
-    boost::asio::awaitable<pg::Rows> free_slices(const std::string& condition,
-                                                 const std::vector<std::optional<std::string>>& params,
-                                                 const std::string& purpose,
-                                                 InFlight in_flight = InFlight::fenced_elsewhere);
-    boost::asio::awaitable<void> notify_cluster();
     boost::asio::awaitable<void> watch_self_fence();
     void poke();
     std::string context() const;
 
     boost::asio::io_context& io_;
     MemberSettings settings_;
-    SliceOwnership ownership_;
+    SliceOwnership ownership_;  // also holds the generation this worker follows
+    ClusterTables tables_;
+    Coordinator coordinator_;
     std::unique_ptr<pg::AsyncConnection> connection_;
     boost::asio::steady_timer wake_timer_;
     boost::asio::steady_timer fence_timer_;
     std::string worker_id_;
-    std::string tables_prefix_;
-    int64_t generation_ = -1;
     bool stopping_ = false;
     bool woken_ = false;
     bool need_coordinate_ = true;

@@ -1,6 +1,6 @@
 #pragma once
 // Decides which live worker should own each slice in a new generation
-// (DESIGN.md section 7.1): balanced (every worker gets floor(S/W) or
+// (docs/cluster.md, "Coordination"): balanced (every worker gets floor(S/W) or
 // ceil(S/W) slices) and sticky (a worker keeps as many of its current slices
 // as its quota allows, so as few slices as possible move). The result depends
 // only on its inputs, so whichever worker coordinates computes the same thing.

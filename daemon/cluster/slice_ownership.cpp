@@ -16,6 +16,17 @@ void SliceOwnership::set_owner(const std::string& owner) {
     changed();
 }
 
+void SliceOwnership::set_slice_count(int32_t slice_count) {
+    if (slice_count == slice_count_) return;
+    slice_count_ = slice_count;
+    changed();
+}
+
+std::string SliceOwnership::log_context(const std::string& replica_set) const {
+    return "replica_set=" + replica_set + " worker=" + (owner_.empty() ? "-" : owner_) +
+           " generation=" + std::to_string(generation_);
+}
+
 void SliceOwnership::set_lease(int64_t lease) {
     if (lease == lease_) return;
     lease_ = lease;
@@ -73,6 +84,7 @@ OwnershipView SliceOwnership::enter(int slot) {
     view.version = version_;
     view.owner = owner_;
     view.lease = lease_;
+    view.slice_count = slice_count_;
     view.epochs = offered_;
     view.slices.reserve(offered_.size());
     for (const auto& [slice, epoch] : offered_) view.slices.push_back(slice);

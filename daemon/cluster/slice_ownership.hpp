@@ -27,6 +27,7 @@ struct OwnershipView {
     std::vector<int32_t> slices;        // sorted
     std::map<int32_t, int64_t> epochs;  // slice -> ownership epoch
     int64_t lease = 0;                  // this worker's checkpoint lease, for the fencing check
+    int32_t slice_count = 0;            // the replica set's stored slice count; 0 before registration
 };
 
 class SliceOwnership {
@@ -35,6 +36,9 @@ public:
 
     // --- member side ---
     void set_owner(const std::string& owner);
+    // The replica set's stored slice count (it wins over the configuration),
+    // known once the member has registered the replica set.
+    void set_slice_count(int32_t slice_count);
     void set_generation(int64_t generation) { generation_ = generation; }
     // The lease on this worker's checkpoint rows (revoked when a slice was
     // taken from it without its cooperation). set_owner() starts at 0.
@@ -72,6 +76,10 @@ public:
     // For log lines: who this worker is and which generation it follows.
     const std::string& owner() const { return owner_; }
     int64_t generation() const { return generation_; }
+    int32_t slice_count() const { return slice_count_; }
+    // "replica_set=<name> worker=<id or -> generation=<n>": the context of
+    // the cluster's log lines.
+    std::string log_context(const std::string& replica_set) const;
 
 private:
     struct Slot {
@@ -86,7 +94,8 @@ private:
     std::map<int32_t, Withdrawal> withdrawn_;
     std::vector<Slot> slots_;
     int64_t version_ = 0;
-    int64_t generation_ = -1;
+    int64_t generation_ = -1;  // the one copy of the generation this worker follows
+    int32_t slice_count_ = 0;
     std::chrono::steady_clock::time_point commit_deadline_ = std::chrono::steady_clock::time_point::max();
     Listener on_view_change_;
     Listener on_boundary_;

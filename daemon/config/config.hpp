@@ -2,10 +2,15 @@
 // The effective configuration of one orchestratord process, after defaults,
 // presets, the YAML file and the environment have been merged and validated.
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "config/duration.hpp"
+#include "log/logging.hpp"
 
 namespace orchestratord::config {
 
@@ -25,9 +30,14 @@ struct EventStoreConfig {
     std::string checkpoints_table;
 };
 
+// The logging choices are log's own types: config chooses, log defines what
+// can be chosen (and config depends on log, never the other way round).
+using LogLevel = log::Level;
+using LogFormat = log::Format;
+
 struct LoggingConfig {
-    std::string level;   // trace|debug|info|warn|error
-    std::string format;  // text|json
+    LogLevel level = LogLevel::info;
+    LogFormat format = LogFormat::text;
 };
 
 struct HttpConfig {
@@ -40,16 +50,15 @@ struct PluginsConfig {
     std::string directory;
 };
 
+// What happens to an event after its last failed attempt.
 enum class OnErrorPolicy { pause, dead_letter };
 
 struct OnErrorConfig {
-    std::string policy;  // "pause" or "dead-letter"
+    OnErrorPolicy policy = OnErrorPolicy::pause;
     int64_t max_attempts = 0;
     Duration initial_backoff{};
     Duration max_backoff{};
     int64_t crash_limit = 0;  // crashes of the process on one event before the policy applies to it
-
-    OnErrorPolicy kind() const { return policy == "dead-letter" ? OnErrorPolicy::dead_letter : OnErrorPolicy::pause; }
 };
 
 struct ProjectionConfig {
@@ -72,6 +81,38 @@ struct ReplicaSetConfig {
     int64_t max_read_bytes = 0;  // payload bytes one read may fetch
     std::vector<ProjectionConfig> projections;
 };
+
+// How each enum value is spelt in the file, the environment and check-config's
+// output, in declaration order (the value is the index).
+inline constexpr std::string_view kLogLevelNames[] = {"trace", "debug", "info", "warn", "error"};
+inline constexpr std::string_view kLogFormatNames[] = {"text", "json"};
+inline constexpr std::string_view kOnErrorPolicyNames[] = {"pause", "dead-letter"};
+constexpr std::span<const std::string_view> value_names(LogLevel) {
+    return kLogLevelNames;
+}
+constexpr std::span<const std::string_view> value_names(LogFormat) {
+    return kLogFormatNames;
+}
+constexpr std::span<const std::string_view> value_names(OnErrorPolicy) {
+    return kOnErrorPolicyNames;
+}
+
+template <typename Enum>
+requires std::is_enum_v<Enum>
+constexpr std::string_view value_name(Enum value) {
+    return value_names(Enum{})[static_cast<size_t>(value)];
+}
+
+// The value spelt `text`, or nothing when no value is spelt so.
+template <typename Enum>
+requires std::is_enum_v<Enum>
+constexpr std::optional<Enum> parse_value(std::string_view text) {
+    const auto names = value_names(Enum{});
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (names[i] == text) return static_cast<Enum>(i);
+    }
+    return std::nullopt;
+}
 
 // Where an effective value came from, lowest precedence first.
 enum class Source { default_value, preset, file, env };

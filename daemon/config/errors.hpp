@@ -16,4 +16,11 @@ private:
     std::vector<std::string> problems_;
 };
 
+// What the checks found while a configuration is built: problems make it
+// invalid (ConfigError lists them all at the end), warnings do not.
+struct Findings {
+    std::vector<std::string> problems;
+    std::vector<std::string> warnings;
+};
+
 }  // namespace orchestratord::config

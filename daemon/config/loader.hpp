@@ -1,16 +1,20 @@
 #pragma once
 // Builds the effective configuration: built-in default < preset < YAML file <
-// environment, validated with the seed's rules. Throws ConfigError listing
+// environment, validated with pupsourcing-orchestrator's rules. Throws ConfigError listing
 // every problem found, each naming the key path or variable and the value.
-#include <map>
+//
+// The parts, each in its own file: the table of sections and keys
+// (schema.hpp), key binding (key_binder.hpp), checks of one value
+// (value_checks.hpp), rules between keys (cross_key_rules.hpp), the
+// environment (environment.hpp) and check-config's output (key_reference.hpp).
+// This file walks the YAML document and its lists.
 #include <string>
 
 #include "config/config.hpp"
+#include "config/environment.hpp"
 #include "config/errors.hpp"
 
 namespace orchestratord::config {
-
-using Environment = std::map<std::string, std::string>;
 
 struct LoadOptions {
     std::string file;           // YAML file; empty = none
@@ -20,16 +24,7 @@ struct LoadOptions {
 
 Config load_config(const LoadOptions& options);
 
-// The current process environment as a map.
-Environment process_environment();
-
 // Resolves which file to read: --config, else ORCHESTRATORD_CONFIG, else the default path.
 LoadOptions resolve_load_options(const std::string& cli_config_path, Environment env);
-
-// Every key as a Markdown table (key, type, default, variable, reloadable, description).
-std::string describe_keys_markdown();
-
-// check-config's listing: one "path = value  (source)" line per effective value.
-std::string format_settings(const Config& config);
 
 }  // namespace orchestratord::config

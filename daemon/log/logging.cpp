@@ -41,21 +41,37 @@ public:
     std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
 
+spdlog::level::level_enum spdlog_level(Level level) {
+    switch (level) {
+        case Level::trace:
+            return spdlog::level::trace;
+        case Level::debug:
+            return spdlog::level::debug;
+        case Level::info:
+            return spdlog::level::info;
+        case Level::warn:
+            return spdlog::level::warn;
+        case Level::error:
+            return spdlog::level::err;
+    }
+    return spdlog::level::info;
+}
+
 }  // namespace
 
-void configure(const std::string& level, const std::string& format) {
+void configure(Level level, Format format) {
     auto logger = spdlog::default_logger();
     if (logger == nullptr || logger->name() != "orchestratord") {
         logger = std::make_shared<spdlog::logger>("orchestratord", std::make_shared<spdlog::sinks::stderr_sink_mt>());
         spdlog::set_default_logger(logger);
     }
-    if (format == "json") {
+    if (format == Format::json) {
         logger->set_formatter(std::make_unique<JsonFormatter>());
     } else {
         logger->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v",
                                                                           spdlog::pattern_time_type::utc));
     }
-    logger->set_level(spdlog::level::from_str(level == "warn" ? "warning" : level));
+    logger->set_level(spdlog_level(level));
     logger->flush_on(spdlog::level::trace);
 }
 

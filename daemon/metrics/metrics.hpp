@@ -1,5 +1,5 @@
 #pragma once
-// The daemon's Prometheus metrics (DESIGN.md section 10), kept in one
+// The daemon's Prometheus metrics (docs/event-path.md lists them), kept in one
 // prometheus-cpp registry and served as text by http/. Families are named like
 // the reference's (pupsourcing_orchestrator_*) and labelled with the replica set.
 #include <prometheus/family.h>

@@ -28,13 +28,26 @@ struct AsyncConnection::State {
 
     explicit State(asio::io_context& context) : io(context) {}
 
-    // libpq may open a new socket during connect (one per address tried), so
-    // PQsocket is read again after every PQconnectPoll and the Asio wrapper
-    // follows it. The wrapper never owns the descriptor: libpq closes it.
-    void follow_socket() {
-        const int fd = PQsocket(conn);
-        if (socket && socket->native_handle() == fd) return;
+    // Asio knows a socket by its descriptor number, and releasing the wrapper
+    // removes that number from the loop's epoll set. libpq closes its socket
+    // itself: when it finds the connection lost, and while connecting, when
+    // it moves on to the next address or host. The number is then free, and
+    // the next socket this process opens (another connection's) gets it. A
+    // wrapper released after that would unregister the other connection's
+    // socket, whose waits would then never complete. So after every libpq
+    // call that can close the socket, the wrapper is dropped or replaced in
+    // the same step, before the loop runs anything else (only the loop thread
+    // registers descriptors). The wrapper never owns the descriptor: libpq
+    // closes it.
+    void forget_closed_socket() {
+        if (socket && PQsocket(conn) != socket->native_handle()) release_socket();
+    }
+    // While connecting, libpq may close a socket and open the next one under
+    // the same number: the number cannot tell them apart, so the wrapper is
+    // always replaced.
+    void wrap_current_socket() {
         release_socket();
+        const int fd = PQsocket(conn);
         if (fd >= 0) socket = std::make_unique<asio::posix::stream_descriptor>(io, fd);
     }
     void release_socket() {
@@ -52,8 +65,62 @@ struct AsyncConnection::State {
             conn = nullptr;
         }
     }
-    asio::awaitable<void> wait(asio::posix::descriptor_base::wait_type type) {
+    asio::awaitable<void> wait(asio::posix::descriptor_base::wait_type type, const std::string& purpose) {
+        if (!socket) throw Error(purpose, "", "connection lost");
         co_await socket->async_wait(type, asio::use_awaitable);
+    }
+
+    // Pushes the whole query out; a large parameter set may need several writes.
+    asio::awaitable<void> flush(const std::string& purpose) {
+        for (;;) {
+            const int flushed = PQflush(conn);
+            forget_closed_socket();
+            if (flushed == 0) co_return;
+            if (flushed < 0) throw Error(purpose, "", trimmed(PQerrorMessage(conn)));
+            co_await wait(asio::posix::descriptor_base::wait_write, purpose);
+        }
+    }
+
+    // Collects every result of the statement; keeps the last good one or the first error.
+    asio::awaitable<Result> collect(const std::string& purpose) {
+        Result good;
+        std::optional<Error> failure;
+        for (;;) {
+            while (PQisBusy(conn) != 0) {
+                co_await wait(asio::posix::descriptor_base::wait_read, purpose);
+                const int consumed = PQconsumeInput(conn);
+                forget_closed_socket();
+                if (consumed == 0) throw Error(purpose, "", trimmed(PQerrorMessage(conn)));
+            }
+            PGresult* result = PQgetResult(conn);
+            forget_closed_socket();
+            if (result == nullptr) break;
+            const ExecStatusType status = PQresultStatus(result);
+            if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE || status == PGRES_NONFATAL_ERROR) {
+                if (!failure) {
+                    const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+                    failure.emplace(purpose, sqlstate != nullptr ? sqlstate : "",
+                                    trimmed(PQresultErrorMessage(result)));
+                }
+                PQclear(result);
+            } else {
+                good = Result(result);
+            }
+        }
+        if (failure) throw *failure;
+        if (PQstatus(conn) == CONNECTION_BAD) throw Error(purpose, "", "connection lost");
+        co_return good;
+    }
+
+    // Sends with `send` (a PQsend* call) and returns the statement's result.
+    template <typename Send>
+    asio::awaitable<Result> round_trip(Send send, const std::string& purpose) {
+        if (conn == nullptr) throw Error(purpose, "", "not connected");
+        const int sent = send();
+        forget_closed_socket();
+        if (sent == 0) throw Error(purpose, "", trimmed(PQerrorMessage(conn)));
+        co_await flush(purpose);
+        co_return co_await collect(purpose);
     }
 };
 
@@ -89,14 +156,15 @@ asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, cons
     // The notice receiver is set before anything can produce a notice.
     PQsetNoticeReceiver(state_->conn, ignore_notice, nullptr);
     PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+    state_->wrap_current_socket();
     for (;;) {
-        state_->follow_socket();
         if (poll == PGRES_POLLING_READING) {
-            co_await state_->wait(asio::posix::descriptor_base::wait_read);
+            co_await state_->wait(asio::posix::descriptor_base::wait_read, purpose);
         } else if (poll == PGRES_POLLING_WRITING) {
-            co_await state_->wait(asio::posix::descriptor_base::wait_write);
+            co_await state_->wait(asio::posix::descriptor_base::wait_write, purpose);
         }
         poll = PQconnectPoll(state_->conn);
+        state_->wrap_current_socket();
         if (poll == PGRES_POLLING_OK) break;
         if (poll == PGRES_POLLING_FAILED) {
             const std::string message = scrub_conninfo_secrets(trimmed(PQerrorMessage(state_->conn)), conninfo);
@@ -104,48 +172,10 @@ asio::awaitable<void> AsyncConnection::connect(const std::string& conninfo, cons
             throw Error(purpose, "", message);
         }
     }
-    state_->follow_socket();
     PQsetnonblocking(state_->conn, 1);
 }
 
 namespace {
-
-// Pushes the whole query out; a large parameter set may need several writes.
-asio::awaitable<void> flush(PGconn* conn, asio::posix::stream_descriptor& socket, const std::string& purpose) {
-    for (;;) {
-        const int flushed = PQflush(conn);
-        if (flushed == 0) co_return;
-        if (flushed < 0) throw Error(purpose, "", trimmed(PQerrorMessage(conn)));
-        co_await socket.async_wait(asio::posix::descriptor_base::wait_write, asio::use_awaitable);
-    }
-}
-
-// Collects every result of the statement; keeps the last good one or the first error.
-asio::awaitable<Result> collect(PGconn* conn, asio::posix::stream_descriptor& socket, const std::string& purpose) {
-    Result good;
-    std::optional<Error> failure;
-    for (;;) {
-        while (PQisBusy(conn) != 0) {
-            co_await socket.async_wait(asio::posix::descriptor_base::wait_read, asio::use_awaitable);
-            if (PQconsumeInput(conn) == 0) throw Error(purpose, "", trimmed(PQerrorMessage(conn)));
-        }
-        PGresult* result = PQgetResult(conn);
-        if (result == nullptr) break;
-        const ExecStatusType status = PQresultStatus(result);
-        if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE || status == PGRES_NONFATAL_ERROR) {
-            if (!failure) {
-                const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-                failure.emplace(purpose, sqlstate != nullptr ? sqlstate : "", trimmed(PQresultErrorMessage(result)));
-            }
-            PQclear(result);
-        } else {
-            good = Result(result);
-        }
-    }
-    if (failure) throw *failure;
-    if (PQstatus(conn) == CONNECTION_BAD) throw Error(purpose, "", "connection lost");
-    co_return good;
-}
 
 std::vector<const char*> values_of(const Params& params) {
     std::vector<const char*> values;
@@ -158,14 +188,13 @@ std::vector<const char*> values_of(const Params& params) {
 
 asio::awaitable<Result> AsyncConnection::query(const std::string& sql, const Params& params, const std::string& purpose,
                                                Format format) {
-    if (state_->conn == nullptr) throw Error(purpose, "", "not connected");
     const auto values = values_of(params);
-    if (PQsendQueryParams(state_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                          nullptr, static_cast<int>(format)) == 0) {
-        throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
-    }
-    co_await flush(state_->conn, *state_->socket, purpose);
-    co_return co_await collect(state_->conn, *state_->socket, purpose);
+    co_return co_await state_->round_trip(
+        [&] {
+            return PQsendQueryParams(state_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                                     nullptr, nullptr, static_cast<int>(format));
+        },
+        purpose);
 }
 
 asio::awaitable<Result> AsyncConnection::query_prepared(const std::string& sql, const Params& params,
@@ -174,20 +203,17 @@ asio::awaitable<Result> AsyncConnection::query_prepared(const std::string& sql, 
     auto found = state_->prepared.find(sql);
     if (found == state_->prepared.end()) {
         const std::string name = "orchestratord_" + std::to_string(state_->prepared.size() + 1);
-        if (PQsendPrepare(state_->conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) {
-            throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
-        }
-        co_await flush(state_->conn, *state_->socket, purpose);
-        co_await collect(state_->conn, *state_->socket, "prepare to " + purpose);
+        co_await state_->round_trip([&] { return PQsendPrepare(state_->conn, name.c_str(), sql.c_str(), 0, nullptr); },
+                                    "prepare to " + purpose);
         found = state_->prepared.emplace(sql, name).first;
     }
     const auto values = values_of(params);
-    if (PQsendQueryPrepared(state_->conn, found->second.c_str(), static_cast<int>(values.size()), values.data(),
-                            nullptr, nullptr, static_cast<int>(format)) == 0) {
-        throw Error(purpose, "", trimmed(PQerrorMessage(state_->conn)));
-    }
-    co_await flush(state_->conn, *state_->socket, purpose);
-    co_return co_await collect(state_->conn, *state_->socket, purpose);
+    co_return co_await state_->round_trip(
+        [&] {
+            return PQsendQueryPrepared(state_->conn, found->second.c_str(), static_cast<int>(values.size()),
+                                       values.data(), nullptr, nullptr, static_cast<int>(format));
+        },
+        purpose);
 }
 
 asio::awaitable<Rows> AsyncConnection::exec(const std::string& sql, const Params& params, const std::string& purpose) {
@@ -217,10 +243,10 @@ asio::awaitable<std::string> AsyncConnection::next_notification() {
             PQfreemem(notify);
             co_return channel;
         }
-        co_await state_->wait(asio::posix::descriptor_base::wait_read);
-        if (PQconsumeInput(state_->conn) == 0) {
-            throw Error("wait for a notification", "", trimmed(PQerrorMessage(state_->conn)));
-        }
+        co_await state_->wait(asio::posix::descriptor_base::wait_read, "wait for a notification");
+        const int consumed = PQconsumeInput(state_->conn);
+        state_->forget_closed_socket();
+        if (consumed == 0) throw Error("wait for a notification", "", trimmed(PQerrorMessage(state_->conn)));
     }
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// The long-running process: one Asio event loop that owns signals, the
-// systemd watchdog and (in later stages) the cluster and event path.
+// The long-running process: after the start-up checks, one Asio event loop
+// runs the cluster members (one per replica set), the projection runners, the
+// NOTIFY listener and the HTTP endpoints, and owns the signals (SIGTERM/SIGINT
+// stop, SIGHUP reloads) and the systemd watchdog.
 #include "config/loader.hpp"
 
 namespace orchestratord::runtime {

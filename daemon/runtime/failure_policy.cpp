@@ -109,7 +109,7 @@ asio::awaitable<bool> FailurePolicy::isolate_crashing_event(pg::ConnectionPool::
                                                             const store::EventBatch& batch, size_t index,
                                                             int64_t checkpoint, const std::string& error) {
     const int64_t position = batch.events[index].global_position;
-    if (settings_.projection.on_error.kind() == config::OnErrorPolicy::pause) {
+    if (settings_.projection.on_error.policy == config::OnErrorPolicy::pause) {
         co_await pause(lease.connection(), "event at position " + std::to_string(position) + " (event_id " +
                                                batch.events[index].event_id + "): " + error);
         crash_isolation_.passed(position);
@@ -157,7 +157,7 @@ asio::awaitable<bool> FailurePolicy::handle_range(pg::ConnectionPool::Lease& lea
             continue;
         }
         if (runner_.stopping()) co_return false;
-        if (settings_.projection.on_error.kind() == config::OnErrorPolicy::pause) {
+        if (settings_.projection.on_error.policy == config::OnErrorPolicy::pause) {
             co_await pause(lease.connection(), "event at position " + std::to_string(position) + " (event_id " +
                                                    batch.events[i].event_id + ") failed " +
                                                    std::to_string(one.attempts) + " times: " + one.result.error);

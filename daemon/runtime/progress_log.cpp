@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::runtime {
 using namespace std::chrono_literals;

@@ -155,7 +155,8 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
     take_replacement();  // a batch boundary
     // Nothing to do until the ownership view changes: no connection needed.
     const bool view_changed = settings_.ownership->version() != view_version_ || reload_checkpoints_ || recheck_state_;
-    if (prepared_ && !view_changed && (paused_ || positions_.owned().empty())) {
+    const bool registered = settings_.ownership->slice_count() > 0;  // else the member's first view wakes us
+    if (!registered || (prepared_ && !view_changed && (paused_ || positions_.owned().empty()))) {
         wake_pending_ = false;
         co_return std::chrono::hours(24);
     }
@@ -243,13 +244,7 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
 // checkpoints are the truth.
 asio::awaitable<void> ProjectionRunner::prepare(pg::AsyncConnection& connection) {
     store::CheckpointStore checkpoints(settings_.event_store);
-    slice_count_ = co_await checkpoints.register_replica_set(connection, settings_.replica_set.name,
-                                                             static_cast<int32_t>(settings_.replica_set.slices));
-    if (slice_count_ != settings_.replica_set.slices) {
-        spdlog::warn(
-            "replica set was created with a different slice count; using the stored one {} stored={} configured={}",
-            context(), slice_count_, settings_.replica_set.slices);
-    }
+    slice_count_ = settings_.ownership->slice_count();  // the stored one, from the cluster member
     // No slice is owned yet: the cluster member says which are ours, and the
     // first follow_ownership() starts from its view.
     positions_ = SlicePositions(

@@ -7,7 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "pg/async_connection.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::runtime {
 namespace asio = boost::asio;

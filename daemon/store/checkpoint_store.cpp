@@ -1,37 +1,16 @@
 #include "store/checkpoint_store.hpp"
 
 #include "pg/array_literal.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::store {
 namespace asio = boost::asio;
 
-CheckpointStore::CheckpointStore(const config::EventStoreConfig& store)
-    : replica_sets_(own_table(store, "replica_sets")),
-      progress_(own_table(store, "progress")),
-      checkpoints_(own_table(store, "checkpoints")),
-      slices_(own_table(store, "slices")),
-      workers_(own_table(store, "workers")) {}
+CheckpointStore::CheckpointStore(const config::EventStoreConfig& store) : tables_(TableNames::of(store)) {}
 
-asio::awaitable<int32_t> CheckpointStore::register_replica_set(pg::AsyncConnection& connection,
-                                                               const std::string& replica_set,
-                                                               int32_t configured_slices) {
-    // pg::make_params, not braces: see its comment.
-    const auto insert = pg::make_params(replica_set, std::to_string(configured_slices));
-    co_await connection.exec(
-        "INSERT INTO " + replica_sets_ + " (name, slices) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", insert,
-        "register the replica set");
-    const auto select = pg::make_params(replica_set);
-    const auto rows = co_await connection.exec("SELECT slices FROM " + replica_sets_ + " WHERE name = $1", select,
-                                               "read the replica set's slice count");
-    const int32_t slices = std::stoi(*rows.at(0, 0));
-    // One row per slice: the ownership the cluster coordinates and fences on.
-    const auto create = pg::make_params(replica_set, std::to_string(slices));
-    co_await connection.exec("INSERT INTO " + slices_ +
-                                 " (replica_set, slice) SELECT $1, g FROM generate_series(0, $2::int4 - 1) AS g "
-                                 "ON CONFLICT (replica_set, slice) DO NOTHING",
-                             create, "create the replica set's slices");
-    co_return slices;
+std::string CheckpointStore::create_rows(const std::string& writer, const std::string& projections) const {
+    return "INSERT INTO " + tables_.progress + " (replica_set, projection, writer) SELECT $1, unnest(" + projections +
+           "::text[]), " + writer + ".id FROM " + writer;
 }
 
 asio::awaitable<std::vector<int64_t>> CheckpointStore::load(pg::AsyncConnection& connection,
@@ -40,7 +19,7 @@ asio::awaitable<std::vector<int64_t>> CheckpointStore::load(pg::AsyncConnection&
     std::vector<int64_t> positions(static_cast<size_t>(slice_count), 0);
     const auto params = pg::make_params(replica_set, projection);
     const auto rows = co_await connection.exec(
-        "SELECT slice, position FROM " + checkpoints_ + " WHERE replica_set = $1 AND projection = $2", params,
+        "SELECT slice, position FROM " + tables_.checkpoints + " WHERE replica_set = $1 AND projection = $2", params,
         "load checkpoints");
     for (int64_t row = 0; row < rows.rows; ++row) {
         const int slice = std::stoi(*rows.at(row, 0));
@@ -59,7 +38,7 @@ asio::awaitable<bool> CheckpointStore::write(pg::AsyncConnection& connection, co
     const auto params =
         pg::make_params(replica_set, projection, fence.owner, std::to_string(fence.lease), pg::number_array(positions));
     const auto result = co_await connection.query_prepared(
-        "UPDATE " + progress_ +
+        "UPDATE " + tables_.progress +
             " SET positions = $5::int8[], updated_at = now() WHERE replica_set = $1 AND projection = $2 "
             "AND writer = $3::uuid AND lease = $4::int8 RETURNING 1",
         params, "write checkpoints (fenced)");
@@ -73,7 +52,7 @@ asio::awaitable<bool> CheckpointStore::owns_at_epochs(pg::AsyncConnection& conne
     const auto params = pg::make_params(replica_set, owner, pg::number_array(slices), pg::number_array(epochs),
                                         std::to_string(slices.size()));
     const auto result = co_await connection.query_prepared(
-        "SELECT count(*) = $5::int8 FROM " + slices_ +
+        "SELECT count(*) = $5::int8 FROM " + tables_.slices +
             " s JOIN unnest($3::int4[], $4::int8[]) AS o(slice, epoch) ON s.slice = o.slice "
             "WHERE s.replica_set = $1 AND s.owner = $2::uuid AND s.epoch = o.epoch",
         params, "check the batch's slices are still ours (fenced)");
@@ -85,8 +64,8 @@ asio::awaitable<void> CheckpointStore::revoke_leases(pg::AsyncConnection& connec
     if (writers.empty()) co_return;
     const auto params = pg::make_params(replica_set, pg::text_array(writers));
     co_await connection.exec(
-        "UPDATE " + progress_ + " SET lease = lease + 1 WHERE replica_set = $1 AND writer = ANY($2::uuid[])", params,
-        "revoke checkpoint leases");
+        "UPDATE " + tables_.progress + " SET lease = lease + 1 WHERE replica_set = $1 AND writer = ANY($2::uuid[])",
+        params, "revoke checkpoint leases");
 }
 
 // Slice by slice, the highest position of the departed rows and the nil
@@ -95,14 +74,14 @@ asio::awaitable<int64_t> CheckpointStore::fold_departed(pg::AsyncConnection& con
                                                         const std::string& replica_set) {
     const auto params = pg::make_params(replica_set, std::string(kNoWriter));
     const auto folded = co_await connection.exec(
-        "WITH gone AS (DELETE FROM " + progress_ +
-            " p WHERE p.replica_set = $1 AND p.writer <> $2::uuid AND NOT EXISTS (SELECT 1 FROM " + workers_ +
+        "WITH gone AS (DELETE FROM " + tables_.progress +
+            " p WHERE p.replica_set = $1 AND p.writer <> $2::uuid AND NOT EXISTS (SELECT 1 FROM " + tables_.workers +
             " w WHERE w.replica_set = $1 AND w.id = p.writer) RETURNING p.projection, p.writer, p.positions), "
             "merged AS (SELECT x.projection, array_agg(x.position ORDER BY x.i) AS positions FROM ("
             "SELECT g.projection, u.i, max(u.position) AS position FROM gone g, "
             "unnest(g.positions) WITH ORDINALITY AS u(position, i) GROUP BY 1, 2) x GROUP BY 1), "
             "kept AS (INSERT INTO " +
-            progress_ +
+            tables_.progress +
             " AS c (replica_set, projection, writer, positions) SELECT $1, m.projection, $2::uuid, m.positions "
             "FROM merged m ON CONFLICT (replica_set, projection, writer) DO UPDATE SET positions = "
             "(SELECT array_agg(greatest(t.a, t.b) ORDER BY t.i) FROM "

@@ -21,6 +21,7 @@
 
 #include "config/config.hpp"
 #include "pg/async_connection.hpp"
+#include "store/table_names.hpp"
 
 namespace orchestratord::store {
 
@@ -34,10 +35,13 @@ class CheckpointStore {
 public:
     explicit CheckpointStore(const config::EventStoreConfig& store);
 
-    // Creates the replica set's row on first use and returns its stored slice
-    // count, which wins over the configuration (changing it is an offline job).
-    boost::asio::awaitable<int32_t> register_replica_set(pg::AsyncConnection& connection,
-                                                         const std::string& replica_set, int32_t configured_slices);
+    // The statement that creates a new worker's checkpoint rows (lease 0), one
+    // per projection, as an item of a WITH query: `writer` names an earlier
+    // item with an `id` column (the worker being registered), $1 holds the
+    // replica set and `projections` is the placeholder of a text[] of
+    // projection names. The worker's registration embeds it, so the rows and
+    // the worker are created in one statement (cluster/cluster_tables.hpp).
+    std::string create_rows(const std::string& writer, const std::string& projections) const;
     // Every slice's checkpoint (0 when none was written yet).
     boost::asio::awaitable<std::vector<int64_t>> load(pg::AsyncConnection& connection, const std::string& replica_set,
                                                       const std::string& projection, int32_t slice_count);
@@ -70,11 +74,7 @@ public:
     boost::asio::awaitable<int64_t> fold_departed(pg::AsyncConnection& connection, const std::string& replica_set);
 
 private:
-    std::string replica_sets_;
-    std::string progress_;
-    std::string checkpoints_;  // the per-slice view over progress_
-    std::string slices_;
-    std::string workers_;
+    const TableNames& tables_;
 };
 
 }  // namespace orchestratord::store

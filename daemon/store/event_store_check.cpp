@@ -3,7 +3,7 @@
 #include <map>
 
 #include "pg/blocking_connection.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::store {
 namespace {

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "pg/array_literal.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::store {
 namespace asio = boost::asio;

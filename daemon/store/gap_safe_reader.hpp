@@ -1,6 +1,6 @@
 #pragma once
 // Reads batches in global_position order without ever skipping a late commit
-// (DESIGN.md section 6). Positions come from a sequence and are drawn before
+// (docs/event-path.md). Positions come from a sequence and are drawn before
 // commit, so "position > checkpoint" alone would skip a transaction that
 // commits a lower position after a higher one was read. Each read also counts
 // the positions missing below the batch's highest one (in the whole table, not

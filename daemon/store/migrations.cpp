@@ -7,31 +7,6 @@
 
 namespace orchestratord::store {
 
-std::string quote_identifier(const std::string& name) {
-    std::string quoted = "\"";
-    for (char c : name) {
-        if (c == '"') quoted += '"';
-        quoted += c;
-    }
-    return quoted + "\"";
-}
-
-std::string qualified(const config::EventStoreConfig& store, const std::string& table) {
-    return quote_identifier(store.schema) + "." + quote_identifier(table);
-}
-
-std::string events_channel(const config::EventStoreConfig& store) {
-    return fit_name("orchestratord_events_" + store.schema + "_" + store.events_table);
-}
-
-std::string notify_trigger_name(const config::EventStoreConfig& store) {
-    return fit_name("orchestratord_notify_" + store.events_table);
-}
-
-std::string own_table(const config::EventStoreConfig& store, const std::string& table) {
-    return qualified(store, "orchestratord_" + table);
-}
-
 std::vector<Migration> migrations(const config::EventStoreConfig& store) {
     const std::string events = qualified(store, store.events_table);
     std::vector<Migration> list;

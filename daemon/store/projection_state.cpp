@@ -1,6 +1,6 @@
 #include "store/projection_state.hpp"
 
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 
 namespace orchestratord::store {
 

@@ -1,5 +1,5 @@
-// The cluster with several real daemon processes (DESIGN.md sections 5 and
-// 7): every scenario appends events while it runs and ends by checking that
+// The cluster with several real daemon processes (docs/cluster.md): every
+// scenario appends events while it runs and ends by checking that
 // the transactional projection applied every event exactly once in
 // per-aggregate order and the at-least-once one missed none.
 #include <catch2/catch.hpp>

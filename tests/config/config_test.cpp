@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/key_reference.hpp"
 #include "config/loader.hpp"
 #include "support/temp_dir.hpp"
 
@@ -57,8 +58,8 @@ TEST_CASE("every default applies when the file only names the database and repli
     CHECK(config.event_store.events_table == "events");
     CHECK(config.event_store.aggregate_heads_table == "aggregate_heads");
     CHECK(config.event_store.checkpoints_table == "projection_checkpoints");
-    CHECK(config.logging.level == "info");
-    CHECK(config.logging.format == "text");
+    CHECK(config.logging.level == LogLevel::info);
+    CHECK(config.logging.format == LogFormat::text);
     CHECK(config.http.listen == "127.0.0.1:9090");
     CHECK(config.http.max_connections == 64);
     CHECK(config.http.client_timeout == 10s);
@@ -145,8 +146,8 @@ TEST_CASE("ORCHESTRATORD_* variables set the other keys", "[config][env]") {
                                           {"ORCHESTRATORD_DATABASE_MAX_OPEN_CONNS", "10"},
                                           {"ORCHESTRATORD_EVENT_STORE_SCHEMA", "es"},
                                           {"ORCHESTRATORD_SLICES", "128"}});
-    CHECK(config.logging.level == "debug");
-    CHECK(config.logging.format == "json");
+    CHECK(config.logging.level == LogLevel::debug);
+    CHECK(config.logging.format == LogFormat::json);
     CHECK(config.http.listen == "0.0.0.0:9100");
     CHECK(config.plugins.directory == "/opt/plugins");
     CHECK(config.database.max_open_conns == 10);
@@ -348,11 +349,11 @@ replica_sets:
     CHECK(json["quoted"] == "42");
     CHECK(json["nothing"].is_null());
     CHECK(json["tags"] == nlohmann::json::array({"a", "b"}));
-    CHECK(totals.on_error.kind() == OnErrorPolicy::dead_letter);
+    CHECK(totals.on_error.policy == OnErrorPolicy::dead_letter);
     CHECK(totals.on_error.max_attempts == 5);
     const auto& audit = orders.projections[1];
     CHECK(audit.config_json == "{}");
-    CHECK(audit.on_error.kind() == OnErrorPolicy::pause);
+    CHECK(audit.on_error.policy == OnErrorPolicy::pause);
     CHECK(audit.on_error.max_attempts == 3);
     CHECK(audit.on_error.initial_backoff == 100ms);
     CHECK(audit.on_error.max_backoff == 5s);

@@ -8,31 +8,25 @@
 #include <fstream>
 
 #include "plugins/plugin_catalog.hpp"
+#include "plugins/plugin_fixtures.hpp"
 #include "plugins/plugin_library.hpp"
 #include "plugins/projection_instance.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace orchestratord::plugins;
+using orchestratord::test::install_plugin;
+using orchestratord::test::make_event;
 using orchestratord::test::read_file;
 using orchestratord::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-// Copies built plugins into a fresh private directory: each test scans exactly
-// the files it names.
-std::string install(const TempDir& dir, const std::string& from_dir, const std::string& file) {
-    const std::string target = dir.file(file);
-    fs::copy_file(from_dir + "/" + file, target, fs::copy_options::overwrite_existing);
-    ::chmod(target.c_str(), 0755);
-    return target;
-}
-
 std::string sample(const TempDir& dir, const std::string& file) {
-    return install(dir, SAMPLE_PLUGIN_DIR, file);
+    return install_plugin(dir, SAMPLE_PLUGIN_DIR, file);
 }
 std::string fixture(const TempDir& dir, const std::string& file) {
-    return install(dir, FIXTURE_PLUGIN_DIR, file);
+    return install_plugin(dir, FIXTURE_PLUGIN_DIR, file);
 }
 
 const RefusedPlugin* refusal(const PluginScan& scan, const std::string& file_name) {
@@ -40,23 +34,6 @@ const RefusedPlugin* refusal(const PluginScan& scan, const std::string& file_nam
         if (fs::path(refused.file).filename() == file_name) return &refused;
     }
     return nullptr;
-}
-
-orch_event make_event(int64_t position, const char* type) {
-    static const uint8_t payload[] = {'{', '}'};
-    orch_event event{};
-    event.struct_size = sizeof(orch_event);
-    event.global_position = position;
-    event.bounded_context = "test";
-    event.aggregate_type = "Thing";
-    event.aggregate_id = "thing-1";
-    event.aggregate_version = position;
-    event.event_id = "00000000-0000-0000-0000-000000000001";
-    event.event_type = type;
-    event.event_version = 1;
-    event.payload = payload;
-    event.payload_size = sizeof payload;
-    return event;
 }
 
 }  // namespace
@@ -335,22 +312,6 @@ TEST_CASE("a projection's bad config is an error from create, naming the key", "
                       Catch::Contains("config.log_every must be positive"));
     CHECK_THROWS_WITH(ProjectionInstance(scan.plugins[0], "event_counter_table", R"({"table":"x; drop"})", "test"),
                       Catch::Contains("config.table"));
-}
-
-TEST_CASE("the library stays loaded while a projection instance made from it lives", "[plugins]") {
-    TempDir dir;
-    sample(dir, "event_counter.so");
-    std::unique_ptr<ProjectionInstance> instance;
-    {
-        const PluginScan scan = scan_plugins(dir.path());
-        REQUIRE(scan.plugins.size() == 1);
-        instance = std::make_unique<ProjectionInstance>(scan.plugins[0], "event_counter", "{}", "test");
-    }  // the scan, and its reference to the library, are gone here
-    orch_event event = make_event(1, "Anything");
-    // Calling into the plugin would crash if the library had been unloaded.
-    CHECK(instance->handle_batch({&event}, nullptr).ok);
-    CHECK(instance->reset(nullptr).ok);
-    instance.reset();
 }
 
 TEST_CASE("loading plugins leaves nothing behind in the temporary directory", "[plugins]") {

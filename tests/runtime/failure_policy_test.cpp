@@ -11,7 +11,7 @@ namespace {
 
 orchestratord::config::OnErrorConfig on_error(int64_t max_attempts, milliseconds initial, milliseconds max) {
     orchestratord::config::OnErrorConfig config;
-    config.policy = "dead-letter";
+    config.policy = orchestratord::config::OnErrorPolicy::dead_letter;
     config.max_attempts = max_attempts;
     config.initial_backoff = initial;
     config.max_backoff = max;

@@ -5,7 +5,7 @@
 #include "pg/async_connection.hpp"
 #include "pg/rows.hpp"
 #include "store/checkpoint_store.hpp"
-#include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 #include "support/event_store_fixture.hpp"
 #include "support/run_on_loop.hpp"
 

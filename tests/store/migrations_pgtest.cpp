@@ -12,6 +12,7 @@
 #include "pg/blocking_connection.hpp"
 #include "store/event_store_check.hpp"
 #include "store/migrations.hpp"
+#include "store/pg_names.hpp"
 #include "support/child_process.hpp"
 #include "support/pg_env.hpp"
 #include "support/temp_dir.hpp"

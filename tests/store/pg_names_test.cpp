@@ -5,7 +5,6 @@
 #include <map>
 
 #include "cluster/cluster_member.hpp"
-#include "store/migrations.hpp"
 #include "store/pg_names.hpp"
 
 using namespace orchestratord;

@@ -254,6 +254,16 @@ struct Instance {
     std::unique_ptr<Projection> projection;
 };
 
+// Internal linkage for everything the entry function instantiates: the
+// descriptors below are function-local statics, and with external linkage
+// (a projection class at namespace scope) the compiler may make them
+// STB_GNU_UNIQUE, which the dynamic loader binds process-wide to the first
+// loaded copy: a new version of the plugin would hand back the old
+// version's descriptor, and neither could be unloaded. The SDK's CMake
+// target also compiles plugins with -fvisibility=hidden -fno-gnu-unique,
+// for libstdc++'s statics that no header can reach.
+namespace {
+
 template <typename T>
 struct ProjectionThunks {
     static int32_t create(const orch_host_api* host, void* host_ctx, const char* config_json, void** instance,
@@ -349,6 +359,7 @@ const orch_plugin_desc* describe_plugin(const char* name, const char* version) n
     }
 }
 
+}  // namespace
 }  // namespace detail
 }  // namespace orchestratord
 
