@@ -15,6 +15,7 @@
 #include <mutex>
 #include <regex>
 
+#include "plugins/elf_completeness.hpp"
 #include "plugins/plugin_library.hpp"
 
 namespace orchestratord::plugins {
@@ -304,6 +305,9 @@ OpenedLibrary open_copy(const std::string& path, int fd, const FileIdentity& ide
     struct stat after {};
     if (opened.refusal.empty() && (::fstat(fd, &after) != 0 || !(FileIdentity(after) == identity))) {
         opened.refusal = "changed while it was being loaded; install plugins by renaming them into place";
+    }
+    if (opened.refusal.empty()) {
+        if (auto missing = incomplete_elf(fd)) opened.refusal = *missing;
     }
     if (opened.refusal.empty()) {
         try {

@@ -334,3 +334,27 @@ TEST_CASE("loading plugins leaves nothing behind in the temporary directory", "[
     CHECK(second.plugins.size() == 1);
     CHECK(std::filesystem::is_empty(tmp.path()));
 }
+
+TEST_CASE("a plugin file cut short is refused with what is missing, and the scan goes on", "[plugins]") {
+    TempDir dir;
+    sample(dir, "event_counter.so");
+    const std::string whole = read_file(FIXTURE_PLUGIN_DIR "/throwing.so");
+    // Cut inside the program header table and inside the segments (which
+    // take the first ~70 % of this file; section headers and symbols follow):
+    // the loader would map each as it is and take a SIGBUS on the first page
+    // past the end of the file.
+    for (const size_t keep : {size_t{100}, whole.size() / 4, whole.size() / 2}) {
+        INFO("kept " << keep << " of " << whole.size() << " bytes");
+        {
+            std::ofstream out(dir.path() + "/throwing.so", std::ios::binary | std::ios::trunc);
+            out.write(whole.data(), static_cast<std::streamsize>(keep));
+        }
+        const PluginScan scan = scan_plugins(dir.path());
+        const auto* refused = refusal(scan, "throwing.so");
+        REQUIRE(refused != nullptr);
+        CHECK_THAT(refused->reason,
+                   Catch::Contains("is truncated") && Catch::Contains("of a " + std::to_string(keep) + "-byte file"));
+        REQUIRE(scan.plugins.size() == 1);  // the complete plugin beside it loads
+        CHECK(scan.plugins[0].name == "event_counter");
+    }
+}
