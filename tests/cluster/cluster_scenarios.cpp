@@ -8,22 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/cluster_harness.hpp"
+#include "support/measure.hpp"
 
 using namespace orchestratord::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-int64_t lines_in(const std::string& file) {
-    std::ifstream in(file);
-    return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
-}
-
-}  // namespace
 
 TEST_CASE("three workers started together agree on one assignment: 64 slices split 22/21/21",
           "[cluster][I5][convergence]") {

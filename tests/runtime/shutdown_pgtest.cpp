@@ -5,11 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
-#include <fstream>
-#include <iterator>
 
 #include "support/event_store_fixture.hpp"
 #include "support/http_get.hpp"
+#include "support/measure.hpp"
 #include "support/stop_gracefully.hpp"
 
 using namespace orchestratord::test;
@@ -17,18 +16,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 // Polls /metrics until `metric` is above 0; false after `timeout`.
 bool wait_for_metric(EventStoreFixture& store, int port, const std::string& metric, std::chrono::milliseconds timeout) {
     return store.wait_until([&] { return metric_value(http_get(port, "/metrics").body, metric) > 0; }, timeout);
-}
-
-int64_t lines_in(const std::string& file) {
-    std::ifstream in(file);
-    return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
 }
 
 }  // namespace
