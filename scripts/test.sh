@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh [--release | --asan | --tsan] [ctest arguments...]
 #
-#   (no mode)  the Release suite: what CI runs (--asan is run by hand)
+#   (no mode)  the Release suite, then the ASan+UBSan suite: what CI runs
 #   --release  Release build (build-release), every label
 #   --asan     AddressSanitizer + LeakSanitizer + UndefinedBehaviorSanitizer
 #              (build-asan), every label
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ ${#modes[@]} -gt 0 ] || modes=(release)
+[ ${#modes[@]} -gt 0 ] || modes=(release asan)
 
 "$root/scripts/install-deps.sh"
 
@@ -36,9 +36,11 @@ done
 # A report aborts the process that made it, so a test fails (a daemon that
 # aborts is not the clean exit stop_gracefully() requires), and abort rather
 # than an exit status keeps it apart from the daemon's own exit codes.
+# allow_user_segv_handler: the daemon's own fatal-signal handler (crash
+# isolation) runs as in production instead of ASan's.
 supp="$root/tests/sanitizers"
 asan_env=(
-  ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:disable_coredump=1:check_initialization_order=1"
+  ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:disable_coredump=1:check_initialization_order=1:allow_user_segv_handler=1"
   LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
   UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 )
