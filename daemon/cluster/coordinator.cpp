@@ -7,6 +7,7 @@
 
 #include "cluster/slice_assigner.hpp"
 #include "pg/async_connection.hpp"
+#include "pg/transaction.hpp"
 
 namespace orchestratord::cluster {
 namespace asio = boost::asio;
@@ -69,31 +70,30 @@ asio::awaitable<bool> Coordinator::coordinate(pg::AsyncConnection& connection) {
     // A batch holding slice rows may delay coordination, never a heartbeat:
     // give up quickly and try again next tick.
     const int64_t lock_timeout = std::clamp<int64_t>(milliseconds(settings_.heartbeat_interval).count() / 2, 50, 1000);
-    co_await connection.exec("BEGIN", pg::Params{}, "begin coordination");
     std::exception_ptr failure;
+    pg::Outcome outcome = pg::Outcome::roll_back;
     try {
-        co_await connection.exec("SET LOCAL lock_timeout = " + std::to_string(lock_timeout), pg::Params{},
-                                 "limit coordination lock waits");
-        const auto generation = co_await tables_.lock_replica_set(connection);
-        if (!generation) {
-            co_await connection.exec("ROLLBACK", pg::Params{}, "end coordination");
-            co_return true;  // another worker coordinates this tick
-        }
-        // Sent at COMMIT: the others see the new state when they are told.
-        const bool notify = co_await coordinate_locked(connection, *generation);
-        if (notify) co_await tables_.notify(connection);
-        co_await connection.exec("COMMIT", pg::Params{}, "commit coordination");
+        outcome = co_await pg::with_transaction(connection, "coordination", [&]() -> asio::awaitable<pg::Outcome> {
+            co_await connection.exec("SET LOCAL lock_timeout = " + std::to_string(lock_timeout), pg::Params{},
+                                     "limit coordination lock waits");
+            const auto generation = co_await tables_.lock_replica_set(connection);
+            if (!generation) co_return pg::Outcome::roll_back;  // another worker coordinates this tick
+            // Sent at COMMIT: the others see the new state when they are told.
+            const bool notify = co_await coordinate_locked(connection, *generation);
+            if (notify) co_await tables_.notify(connection);
+            co_return pg::Outcome::commit;
+        });
     } catch (...) {
         failure = std::current_exception();
     }
     if (failure) {
-        // Usually the lock timeout (a batch holds a slice row): roll back and
+        // Usually the lock timeout (a batch holds a slice row): rolled back,
         // try again next tick. A lost connection goes up to the caller.
         if (!connection.ok() || !is_sql_error(failure)) std::rethrow_exception(failure);
         spdlog::debug("coordination gave up this tick {} error=\"{}\"", context(), describe(failure));
-        co_await connection.exec("ROLLBACK", pg::Params{}, "end coordination");
         co_return false;
     }
+    if (outcome == pg::Outcome::roll_back) co_return true;  // another worker coordinated
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     spdlog::debug("coordinated {} duration_s={:.3f}", context(), seconds);
     co_return true;

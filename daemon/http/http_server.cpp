@@ -49,7 +49,7 @@ bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_bo
 }  // namespace
 
 HttpServer::HttpServer(asio::io_context& io, const metrics::Metrics& metrics)
-    : io_(io), metrics_(metrics), acceptor_(io), slot_freed_(io), accept_retry_(io) {}
+    : io_(io), metrics_(metrics), acceptor_(io), slot_freed_(io.get_executor()), accept_retry_(io) {}
 
 void HttpServer::start(const config::HttpConfig& config) {
     const std::string& listen = config.listen;
@@ -86,7 +86,7 @@ void HttpServer::start(const config::HttpConfig& config) {
 void HttpServer::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    slot_freed_.cancel();
+    slot_freed_.set();
     accept_retry_.cancel();
 }
 
@@ -107,8 +107,8 @@ asio::awaitable<void> HttpServer::accept_loop() {
                              max_connections_);
                 at_cap = true;
             }
-            slot_freed_.expires_at(asio::steady_timer::time_point::max());
-            co_await slot_freed_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            slot_freed_.reset();
+            co_await slot_freed_.wait();
             continue;
         }
         if (at_cap && open_connections_ <= max_connections_ / 2) at_cap = false;
@@ -144,7 +144,7 @@ asio::awaitable<void> HttpServer::accept_loop() {
 
 void HttpServer::connection_ended() {
     --open_connections_;
-    slot_freed_.cancel();
+    slot_freed_.set();
 }
 
 asio::awaitable<void> HttpServer::serve(tcp::socket socket) {

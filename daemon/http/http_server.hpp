@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "async/event.hpp"
 #include "config/config.hpp"
 #include "metrics/metrics.hpp"
 
@@ -43,7 +44,7 @@ private:
     const metrics::Metrics& metrics_;
     boost::asio::ip::tcp::acceptor acceptor_;
     // Woken (cancelled) when a connection ends while the loop waits at the cap.
-    boost::asio::steady_timer slot_freed_;
+    async::Event slot_freed_;  // a connection ended (or stop()): the accept loop may go on
     // The pause after a failed accept.
     boost::asio::steady_timer accept_retry_;
     int64_t max_connections_ = 1;

@@ -104,17 +104,13 @@ std::unique_ptr<ConnectionPool::Pooled> ConnectionPool::take_idle() {
 asio::awaitable<ConnectionPool::Lease> ConnectionPool::open_new() {
     ++open_;
     auto pooled = std::make_unique<Pooled>(io_);
-    std::exception_ptr failure;
     try {
         co_await pooled->connection.connect(settings_.conninfo, settings_.application_name,
                                             settings_.statement_timeout_ms);
     } catch (...) {
-        failure = std::current_exception();
-    }
-    if (failure) {
         --open_;
         wake_one();  // someone waiting may try in our place
-        std::rethrow_exception(failure);
+        throw;
     }
     co_return Lease(this, std::move(pooled));
 }

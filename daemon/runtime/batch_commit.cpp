@@ -12,6 +12,7 @@
 
 #include "metrics/metrics.hpp"
 #include "pg/async_connection.hpp"
+#include "pg/transaction.hpp"
 
 namespace orchestratord::runtime {
 namespace asio = boost::asio;
@@ -48,16 +49,6 @@ private:
 
 }  // namespace
 
-bool is_slices_lost(const std::exception_ptr& failure) {
-    try {
-        std::rethrow_exception(failure);
-    } catch (const SlicesLost&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
-
 BatchCommit::BatchCommit(asio::io_context& io, const RunnerSettings& settings,
                          const std::unique_ptr<plugins::ProjectionInstance>& instance, SlicePositions& positions,
                          CrashIsolation& crash_isolation)
@@ -92,31 +83,39 @@ void BatchCommit::follow(const cluster::OwnershipView& view) {
 asio::awaitable<plugins::CallResult> BatchCommit::deliver(pg::ConnectionPool::Lease& lease,
                                                           const store::EventBatch& batch, size_t begin, size_t end,
                                                           int64_t checkpoint) {
-    const bool transactional = instance_->mode() == plugins::ProjectionMode::transactional;
-    if (transactional) co_await lease.connection().exec("BEGIN", pg::Params{}, "begin the batch transaction");
-    std::optional<LoopTransaction> transaction;
-    if (transactional) transaction.emplace(io_, lease.connection());
+    if (instance_->mode() == plugins::ProjectionMode::transactional) {
+        co_return co_await deliver_in_transaction(lease.connection(), batch, begin, end, checkpoint);
+    }
     // An at-least-once handler needs no connection: the pool lends it to the
     // other projections meanwhile, so a handler that hangs holds none.
-    if (!transactional) lease.reset();
-    plugins::CallResult result = co_await call_handler(batch, begin, end, transaction ? &*transaction : nullptr);
-    if (!lease) lease = co_await settings_.pool->acquire();
-    auto& connection = lease.connection();
-    if (!result.ok) {
-        if (transactional) co_await connection.exec("ROLLBACK", pg::Params{}, "roll back the failed batch");
-        co_return result;
-    }
-    // At-least-once: written right after the handler returns, so a crash
-    // repeats at most this batch. (It overlaps with the read ahead.)
-    // Transactional: the fencing check inside the batch transaction makes
-    // the plugin's writes and the checkpoints commit only while we own the
-    // slices; otherwise everything rolls back.
-    if (!co_await write(connection, positions_.checkpoints_at(checkpoint)) ||
-        (transactional && !co_await still_own_slices_of(connection, batch, begin, end))) {
-        if (transactional) co_await connection.exec("ROLLBACK", pg::Params{}, "roll back the fenced batch");
-        throw SlicesLost();
-    }
-    if (transactional) co_await connection.exec("COMMIT", pg::Params{}, "commit the batch");
+    lease.reset();
+    plugins::CallResult result = co_await call_handler(batch, begin, end, nullptr);
+    lease = co_await settings_.pool->acquire();
+    // Written right after the handler returns, so a crash repeats at most
+    // this batch. (It overlaps with the read ahead.)
+    if (!result.ok) co_return result;
+    const bool written = co_await write(lease.connection(), positions_.checkpoints_at(checkpoint));
+    if (!written) throw SlicesLost();
+    co_return result;
+}
+
+// The plugin's writes and the checkpoints commit together, and only while
+// the fencing check inside the transaction finds the slices still ours;
+// otherwise everything rolls back (a failed handler, SlicesLost).
+asio::awaitable<plugins::CallResult> BatchCommit::deliver_in_transaction(pg::AsyncConnection& connection,
+                                                                         const store::EventBatch& batch, size_t begin,
+                                                                         size_t end, int64_t checkpoint) {
+    plugins::CallResult result;
+    co_await pg::with_transaction(connection, "the batch transaction", [&]() -> asio::awaitable<pg::Outcome> {
+        LoopTransaction transaction(io_, connection);
+        result = co_await call_handler(batch, begin, end, &transaction);
+        if (!result.ok) co_return pg::Outcome::roll_back;
+        const bool written = co_await write(connection, positions_.checkpoints_at(checkpoint));
+        if (!written) throw SlicesLost();
+        const bool still_owned = co_await still_own_slices_of(connection, batch, begin, end);
+        if (!still_owned) throw SlicesLost();
+        co_return pg::Outcome::commit;
+    });
     co_return result;
 }
 

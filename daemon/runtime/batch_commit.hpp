@@ -39,7 +39,6 @@ namespace orchestratord::runtime {
 struct SlicesLost : std::runtime_error {
     SlicesLost() : std::runtime_error("slices were taken away") {}
 };
-bool is_slices_lost(const std::exception_ptr& failure);
 
 class BatchCommit {
 public:
@@ -85,6 +84,9 @@ public:
     std::string handler_context() const;
 
 private:
+    boost::asio::awaitable<plugins::CallResult> deliver_in_transaction(pg::AsyncConnection& connection,
+                                                                       const store::EventBatch& batch, size_t begin,
+                                                                       size_t end, int64_t checkpoint);
     boost::asio::awaitable<plugins::CallResult> call_handler(const store::EventBatch& batch, size_t begin, size_t end,
                                                              plugins::SqlSession* session);
     boost::asio::awaitable<bool> still_own_slices_of(pg::AsyncConnection& connection, const store::EventBatch& batch,

@@ -6,6 +6,7 @@
 
 #include "cluster/cluster_member.hpp"
 #include "pg/async_connection.hpp"
+#include "pg/transaction.hpp"
 #include "store/projection_state.hpp"
 
 namespace orchestratord::runtime {
@@ -233,16 +234,15 @@ asio::awaitable<void> FailurePolicy::pause(pg::AsyncConnection& connection, cons
 asio::awaitable<void> FailurePolicy::dead_letter(pg::AsyncConnection& connection, const store::EventBatch& batch,
                                                  size_t index, const std::string& error, int64_t attempts) {
     const orch_event& event = batch.events[index];
-    co_await connection.exec("BEGIN", pg::Params{}, "begin dead-lettering");
     const store::ProjectionKey key{settings_.replica_set.name, settings_.projection.name};
     const store::DeadLetter letter{batch.slices[index], event.global_position, std::string(event.event_id), error,
                                    attempts};
-    co_await store::record_dead_letter(connection, settings_.event_store, key, letter);
-    if (!co_await commit_.write(connection, positions_.checkpoints_at(event.global_position))) {
-        co_await connection.exec("ROLLBACK", pg::Params{}, "roll back the fenced dead letter");
-        throw SlicesLost();
-    }
-    co_await connection.exec("COMMIT", pg::Params{}, "commit the dead letter");
+    co_await pg::with_transaction(connection, "dead-lettering", [&]() -> asio::awaitable<pg::Outcome> {
+        co_await store::record_dead_letter(connection, settings_.event_store, key, letter);
+        const bool written = co_await commit_.write(connection, positions_.checkpoints_at(event.global_position));
+        if (!written) throw SlicesLost();  // rolled back: the slice's new owner delivers the event
+        co_return pg::Outcome::commit;
+    });
     spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error=\"{}\"",
                   runner_context(settings_), event.global_position, event.event_id, event.event_type, attempts, error);
 }

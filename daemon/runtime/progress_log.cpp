@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "store/pg_names.hpp"
+#include "store/gap_safe_reader.hpp"
 
 namespace orchestratord::runtime {
 using namespace std::chrono_literals;
@@ -24,11 +24,7 @@ boost::asio::awaitable<void> ProgressLog::report(pg::AsyncConnection& connection
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - last_).count();
     last_ = now;
-    const auto head =
-        co_await connection.exec("SELECT coalesce(max(global_position), 0) FROM " +
-                                     store::qualified(settings_.event_store, settings_.event_store.events_table),
-                                 pg::Params{}, "read the head position");
-    const int64_t head_position = std::stoll(*head.at(0, 0));
+    const int64_t head_position = co_await store::head_position(connection, settings_.event_store);
     const int64_t lowest = positions.lowest_owned(head_position);
     const double rate = seconds > 0 ? static_cast<double>(handled - handled_at_last_) / seconds : 0;
     handled_at_last_ = handled;

@@ -161,19 +161,16 @@ asio::awaitable<std::optional<std::chrono::milliseconds>> ProjectionRunner::step
         co_return std::chrono::hours(24);
     }
     Lease lease = co_await settings_.pool->acquire();
-    std::optional<std::chrono::milliseconds> pause_for;
-    std::exception_ptr failure;
     try {
-        pause_for = co_await step_with_connection(lease);
+        co_return co_await step_with_connection(lease);
+    } catch (const SlicesLost&) {
+        throw;  // the batch rolled back cleanly: the connection goes back to the pool
     } catch (...) {
-        failure = std::current_exception();
+        // After any other error the connection's state is unknown, so the
+        // pool must drop it.
+        if (lease) lease.connection().close();
+        throw;
     }
-    // After a fencing failure the batch rolled back cleanly; after any other
-    // error the connection's state is unknown, so the pool must drop it.
-    if (failure && lease && !is_slices_lost(failure)) lease.connection().close();
-    lease.reset();
-    if (failure) std::rethrow_exception(failure);
-    co_return pause_for;
 }
 
 // Reads and handles one batch; returns how long to sleep afterwards, if at

@@ -4,10 +4,10 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <optional>
+
+#include "async/event.hpp"
 
 namespace orchestratord::runtime {
 namespace asio = boost::asio;
@@ -15,9 +15,8 @@ namespace asio = boost::asio;
 // Shared by the read's coroutine and finish(): whichever ends last frees it.
 struct ReadAhead::Pending {
     std::shared_ptr<const store::EventBatch> batch;
-    bool done = false;
-    asio::steady_timer finished;  // cancelled when the read is done
-    explicit Pending(asio::io_context& io) : finished(io, asio::steady_timer::time_point::max()) {}
+    async::Event finished;  // set when the read is done
+    explicit Pending(asio::io_context& io) : finished(io.get_executor()) {}
 };
 
 ReadAhead::ReadAhead(asio::io_context& io, pg::ConnectionPool& pool, Read read, std::function<std::string()> context)
@@ -39,10 +38,7 @@ asio::awaitable<void> ReadAhead::handle_while_reading(store::ReadRequest next,
     } catch (...) {
         failure = std::current_exception();
     }
-    if (!pending->done) {
-        boost::system::error_code ec;
-        co_await pending->finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
+    co_await pending->finished.wait();
     if (failure) std::rethrow_exception(failure);
     if (pending->batch && as_assumed()) ready_ = std::move(pending->batch);
 }
@@ -68,8 +64,7 @@ asio::awaitable<std::shared_ptr<ReadAhead::Pending>> ReadAhead::start(store::Rea
                 lease.connection().close();
             }
             lease.reset();
-            pending->done = true;
-            pending->finished.cancel();
+            pending->finished.set();
         },
         asio::detached);
     co_return pending;

@@ -9,6 +9,7 @@
 
 #include "pg/array_literal.hpp"
 #include "store/pg_names.hpp"
+#include "store/table_names.hpp"
 
 namespace orchestratord::store {
 namespace asio = boost::asio;
@@ -352,6 +353,13 @@ asio::awaitable<void> GapSafeReader::wait_for_writers(pg::AsyncConnection& conne
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
     }
+}
+
+asio::awaitable<int64_t> head_position(pg::AsyncConnection& connection, const config::EventStoreConfig& store) {
+    const auto rows =
+        co_await connection.exec("SELECT coalesce(max(global_position), 0) FROM " + TableNames::of(store).events,
+                                 pg::Params{}, "read the head position");
+    co_return std::stoll(*rows.at(0, 0));
 }
 
 }  // namespace orchestratord::store

@@ -96,4 +96,8 @@ private:
     std::set<boost::asio::steady_timer*> waits_;  // the timers of waits in progress
 };
 
+// The highest global position in the events table (0 when it is empty),
+// committed or not: for progress lines, not for reading.
+boost::asio::awaitable<int64_t> head_position(pg::AsyncConnection& connection, const config::EventStoreConfig& store);
+
 }  // namespace orchestratord::store

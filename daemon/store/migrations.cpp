@@ -1,157 +1,158 @@
 #include "store/migrations.hpp"
 
+#include <fmt/format.h>
+
 #include <set>
+#include <string_view>
 
 #include "pg/blocking_connection.hpp"
 #include "store/pg_names.hpp"
+#include "store/table_names.hpp"
 
 namespace orchestratord::store {
 
+namespace {
+
+// Fills a migration's {name} placeholders. Written as raw strings, the SQL
+// reads as it runs; {{}} is a literal {} (an empty array).
+template <typename... Names>
+std::string sql(std::string_view text, const Names&... names) {
+    return fmt::format(fmt::runtime(text), names...);
+}
+
+}  // namespace
+
 std::vector<Migration> migrations(const config::EventStoreConfig& store) {
-    const std::string events = qualified(store, store.events_table);
+    const auto& tables = TableNames::of(store);
     std::vector<Migration> list;
 
     // Version 1: the pupsourcing event store, exactly as the Go library creates
     // it. IF NOT EXISTS: an existing event store is read as it is, never altered.
-    list.push_back({1, "pupsourcing event store tables (created only when absent)",
-                    "CREATE TABLE IF NOT EXISTS " + events +
-                        " (\n"
-                        "    global_position BIGSERIAL PRIMARY KEY,\n"
-                        "    bounded_context TEXT NOT NULL,\n"
-                        "    aggregate_type TEXT NOT NULL,\n"
-                        "    aggregate_id TEXT NOT NULL,\n"
-                        "    aggregate_version BIGINT NOT NULL,\n"
-                        "    event_id UUID NOT NULL UNIQUE,\n"
-                        "    event_type TEXT NOT NULL,\n"
-                        "    event_version INT NOT NULL DEFAULT 1,\n"
-                        "    payload BYTEA NOT NULL,\n"
-                        "    trace_id TEXT NULL,\n"
-                        "    correlation_id TEXT NULL,\n"
-                        "    causation_id TEXT NULL,\n"
-                        "    metadata JSONB NULL,\n"
-                        "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    UNIQUE (bounded_context, aggregate_type, aggregate_id, aggregate_version)\n"
-                        ");\n"
-                        "CREATE INDEX IF NOT EXISTS " +
-                        quote_identifier(store.events_table + "_event_type_global_position_idx") + " ON " + events +
-                        " (event_type, global_position);\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        qualified(store, store.aggregate_heads_table) +
-                        " (\n"
-                        "    bounded_context TEXT NOT NULL,\n"
-                        "    aggregate_type TEXT NOT NULL,\n"
-                        "    aggregate_id TEXT NOT NULL,\n"
-                        "    aggregate_version BIGINT NOT NULL,\n"
-                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-                        "    PRIMARY KEY (bounded_context, aggregate_type, aggregate_id)\n"
-                        ");\n"
-                        "CREATE TABLE IF NOT EXISTS " +
-                        qualified(store, store.checkpoints_table) +
-                        " (\n"
-                        "    projection_name TEXT PRIMARY KEY,\n"
-                        "    last_global_position BIGINT NOT NULL DEFAULT 0,\n"
-                        "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
-                        ");\n"});
+    list.push_back(
+        {1, "pupsourcing event store tables (created only when absent)",
+         sql(R"sql(CREATE TABLE IF NOT EXISTS {events} (
+    global_position BIGSERIAL PRIMARY KEY,
+    bounded_context TEXT NOT NULL,
+    aggregate_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    aggregate_version BIGINT NOT NULL,
+    event_id UUID NOT NULL UNIQUE,
+    event_type TEXT NOT NULL,
+    event_version INT NOT NULL DEFAULT 1,
+    payload BYTEA NOT NULL,
+    trace_id TEXT NULL,
+    correlation_id TEXT NULL,
+    causation_id TEXT NULL,
+    metadata JSONB NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    UNIQUE (bounded_context, aggregate_type, aggregate_id, aggregate_version)
+);
+CREATE INDEX IF NOT EXISTS {type_index} ON {events} (event_type, global_position);
+CREATE TABLE IF NOT EXISTS {aggregate_heads} (
+    bounded_context TEXT NOT NULL,
+    aggregate_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    aggregate_version BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (bounded_context, aggregate_type, aggregate_id)
+);
+CREATE TABLE IF NOT EXISTS {checkpoints} (
+    projection_name TEXT PRIMARY KEY,
+    last_global_position BIGINT NOT NULL DEFAULT 0,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+)sql",
+             fmt::arg("events", tables.events),
+             fmt::arg("type_index", quote_identifier(store.events_table + "_event_type_global_position_idx")),
+             fmt::arg("aggregate_heads", qualified(store, store.aggregate_heads_table)),
+             fmt::arg("checkpoints", qualified(store, store.checkpoints_table)))});
 
     // Version 2: orchestratord's own coordination and checkpoint tables, all
     // keyed by replica set (docs/design.md explains each).
     list.push_back(
         {2, "orchestratord coordination, checkpoint and dead-letter tables",
-         "CREATE TABLE IF NOT EXISTS " + own_table(store, "replica_sets") +
-             " (\n"
-             "    name TEXT PRIMARY KEY,\n"
-             "    slices INT NOT NULL CHECK (slices > 0),\n"
-             "    generation BIGINT NOT NULL DEFAULT 0,\n"
-             "    created_at TIMESTAMPTZ NOT NULL DEFAULT now()\n"
-             ");\n"
-             "CREATE TABLE IF NOT EXISTS " +
-             own_table(store, "workers") +
-             " (\n"
-             "    replica_set TEXT NOT NULL REFERENCES " +
-             own_table(store, "replica_sets") +
-             " (name) ON DELETE CASCADE,\n"
-             "    id UUID NOT NULL,\n"
-             "    host TEXT NOT NULL,\n"
-             "    pid INT NOT NULL,\n"
-             "    version TEXT NOT NULL,\n"
-             "    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    last_heartbeat TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    PRIMARY KEY (replica_set, id)\n"
-             ");\n"
-             "CREATE TABLE IF NOT EXISTS " +
-             own_table(store, "generations") +
-             " (\n"
-             "    replica_set TEXT NOT NULL REFERENCES " +
-             own_table(store, "replica_sets") +
-             " (name) ON DELETE CASCADE,\n"
-             "    number BIGINT NOT NULL,\n"
-             "    members UUID[] NOT NULL,\n"
-             "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    PRIMARY KEY (replica_set, number)\n"
-             ");\n"
-             "CREATE TABLE IF NOT EXISTS " +
-             own_table(store, "slices") +
-             " (\n"
-             "    replica_set TEXT NOT NULL REFERENCES " +
-             own_table(store, "replica_sets") +
-             " (name) ON DELETE CASCADE,\n"
-             "    slice INT NOT NULL,\n"
-             "    owner UUID NULL,\n"
-             "    epoch BIGINT NOT NULL DEFAULT 0,\n"
-             "    target_owner UUID NULL,\n"
-             "    PRIMARY KEY (replica_set, slice)\n"
-             ");\n"
-             "CREATE TABLE IF NOT EXISTS " +
-             own_table(store, "slice_history") +
-             " (\n"
-             "    replica_set TEXT NOT NULL,\n"
-             "    slice INT NOT NULL,\n"
-             "    epoch BIGINT NOT NULL,\n"
-             "    owner UUID NOT NULL,\n"
-             "    acquired_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    released_at TIMESTAMPTZ NULL,\n"
-             "    PRIMARY KEY (replica_set, slice, epoch)\n"
-             ");\n"
-             "CREATE TABLE IF NOT EXISTS " +
-             own_table(store, "checkpoints") +
-             " (\n"
-             "    replica_set TEXT NOT NULL,\n"
-             "    projection TEXT NOT NULL,\n"
-             "    slice INT NOT NULL,\n"
-             "    position BIGINT NOT NULL DEFAULT 0,\n"
-             "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    PRIMARY KEY (replica_set, projection, slice)\n"
-             ");\n"
-             "CREATE TABLE IF NOT EXISTS " +
-             own_table(store, "projection_state") +
-             " (\n"
-             "    replica_set TEXT NOT NULL,\n"
-             "    projection TEXT NOT NULL,\n"
-             "    state TEXT NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused', 'resetting')),\n"
-             "    reason TEXT NULL,\n"
-             "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    PRIMARY KEY (replica_set, projection)\n"
-             ");\n"
-             "CREATE TABLE IF NOT EXISTS " +
-             own_table(store, "dead_letters") +
-             " (\n"
-             "    id BIGSERIAL PRIMARY KEY,\n"
-             "    replica_set TEXT NOT NULL,\n"
-             "    projection TEXT NOT NULL,\n"
-             "    slice INT NOT NULL,\n"
-             "    global_position BIGINT NOT NULL,\n"
-             "    event_id UUID NOT NULL,\n"
-             "    error TEXT NOT NULL,\n"
-             "    attempts INT NOT NULL,\n"
-             "    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    UNIQUE (replica_set, projection, event_id)\n"
-             ");\n"});
+         sql(R"sql(CREATE TABLE IF NOT EXISTS {replica_sets} (
+    name TEXT PRIMARY KEY,
+    slices INT NOT NULL CHECK (slices > 0),
+    generation BIGINT NOT NULL DEFAULT 0,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {workers} (
+    replica_set TEXT NOT NULL REFERENCES {replica_sets} (name) ON DELETE CASCADE,
+    id UUID NOT NULL,
+    host TEXT NOT NULL,
+    pid INT NOT NULL,
+    version TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_heartbeat TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (replica_set, id)
+);
+CREATE TABLE IF NOT EXISTS {generations} (
+    replica_set TEXT NOT NULL REFERENCES {replica_sets} (name) ON DELETE CASCADE,
+    number BIGINT NOT NULL,
+    members UUID[] NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (replica_set, number)
+);
+CREATE TABLE IF NOT EXISTS {slices} (
+    replica_set TEXT NOT NULL REFERENCES {replica_sets} (name) ON DELETE CASCADE,
+    slice INT NOT NULL,
+    owner UUID NULL,
+    epoch BIGINT NOT NULL DEFAULT 0,
+    target_owner UUID NULL,
+    PRIMARY KEY (replica_set, slice)
+);
+CREATE TABLE IF NOT EXISTS {slice_history} (
+    replica_set TEXT NOT NULL,
+    slice INT NOT NULL,
+    epoch BIGINT NOT NULL,
+    owner UUID NOT NULL,
+    acquired_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    released_at TIMESTAMPTZ NULL,
+    PRIMARY KEY (replica_set, slice, epoch)
+);
+CREATE TABLE IF NOT EXISTS {checkpoints} (
+    replica_set TEXT NOT NULL,
+    projection TEXT NOT NULL,
+    slice INT NOT NULL,
+    position BIGINT NOT NULL DEFAULT 0,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (replica_set, projection, slice)
+);
+CREATE TABLE IF NOT EXISTS {projection_state} (
+    replica_set TEXT NOT NULL,
+    projection TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused', 'resetting')),
+    reason TEXT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (replica_set, projection)
+);
+CREATE TABLE IF NOT EXISTS {dead_letters} (
+    id BIGSERIAL PRIMARY KEY,
+    replica_set TEXT NOT NULL,
+    projection TEXT NOT NULL,
+    slice INT NOT NULL,
+    global_position BIGINT NOT NULL,
+    event_id UUID NOT NULL,
+    error TEXT NOT NULL,
+    attempts INT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    UNIQUE (replica_set, projection, event_id)
+);
+)sql",
+             fmt::arg("replica_sets", tables.replica_sets), fmt::arg("workers", tables.workers),
+             fmt::arg("generations", tables.generations), fmt::arg("slices", tables.slices),
+             fmt::arg("slice_history", tables.slice_history), fmt::arg("checkpoints", tables.checkpoints),
+             fmt::arg("projection_state", tables.projection_state), fmt::arg("dead_letters", tables.dead_letters))});
+
     // Every session of a worker's process carries this tag in its
     // application_name, so a coordinator can end the sessions of a worker it
     // removes as stale (a frozen process may hold slice locks in an open
     // transaction, which would block the takeover).
     list.push_back({3, "worker session tags (to end a stale worker's sessions)",
-                    "ALTER TABLE " + own_table(store, "workers") + " ADD COLUMN IF NOT EXISTS session_tag TEXT;\n"});
+                    sql("ALTER TABLE {workers} ADD COLUMN IF NOT EXISTS session_tag TEXT;\n",
+                        fmt::arg("workers", tables.workers))});
+
     // Version 4: checkpoints as one row per (replica set, projection, writing
     // worker) holding every slice's position in an array, so a batch commits
     // its checkpoints and the fencing check by updating one row instead of
@@ -159,72 +160,52 @@ std::vector<Migration> migrations(const config::EventStoreConfig& store) {
     // A slice's checkpoint is the highest position any row holds for it; the
     // nil writer row keeps positions of workers that are gone. The per-slice
     // table becomes a view with the same columns, for status and operators.
-    const std::string progress = own_table(store, "progress");
-    const std::string checkpoints = own_table(store, "checkpoints");
-    list.push_back(
-        {4, "checkpoints: one row of slice positions per writing worker (fenced by its lease)",
-         "CREATE TABLE IF NOT EXISTS " + progress +
-             " (\n"
-             "    replica_set TEXT NOT NULL,\n"
-             "    projection TEXT NOT NULL,\n"
-             "    writer UUID NOT NULL,\n"
-             "    lease BIGINT NOT NULL DEFAULT 0,\n"
-             "    positions BIGINT[] NOT NULL DEFAULT '{}',\n"
-             "    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-             "    PRIMARY KEY (replica_set, projection, writer)\n"
-             ");\n"
-             "INSERT INTO " +
-             progress +
-             " (replica_set, projection, writer, positions)\n"
-             "    SELECT c.replica_set, c.projection, '" +
-             std::string(kNoWriter) +
-             "', array_agg(c.position ORDER BY c.slice)\n"
-             "    FROM (SELECT o.replica_set, o.projection, g.slice, max(o.position) FILTER (WHERE o.slice = g.slice) "
-             "AS position\n"
-             "          FROM " +
-             checkpoints + " o JOIN " + own_table(store, "replica_sets") +
-             " r ON r.name = o.replica_set, generate_series(0, r.slices - 1) AS g(slice)\n"
-             "          GROUP BY 1, 2, 3) c\n"
-             "    GROUP BY 1, 2;\n"
-             "DROP TABLE " +
-             checkpoints +
-             ";\n"
-             "CREATE VIEW " +
-             checkpoints +
-             " AS\n"
-             "    SELECT p.replica_set, p.projection, (u.i - 1)::int4 AS slice, max(u.position) AS position,\n"
-             "           max(p.updated_at) AS updated_at\n"
-             "    FROM " +
-             progress +
-             " p, unnest(p.positions) WITH ORDINALITY AS u(position, i)\n"
-             "    WHERE u.position IS NOT NULL\n"
-             "    GROUP BY 1, 2, 3;\n"});
+    list.push_back({4, "checkpoints: one row of slice positions per writing worker (fenced by its lease)",
+                    sql(R"sql(CREATE TABLE IF NOT EXISTS {progress} (
+    replica_set TEXT NOT NULL,
+    projection TEXT NOT NULL,
+    writer UUID NOT NULL,
+    lease BIGINT NOT NULL DEFAULT 0,
+    positions BIGINT[] NOT NULL DEFAULT '{{}}',
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (replica_set, projection, writer)
+);
+INSERT INTO {progress} (replica_set, projection, writer, positions)
+    SELECT c.replica_set, c.projection, '{no_writer}', array_agg(c.position ORDER BY c.slice)
+    FROM (SELECT o.replica_set, o.projection, g.slice, max(o.position) FILTER (WHERE o.slice = g.slice) AS position
+          FROM {checkpoints} o JOIN {replica_sets} r ON r.name = o.replica_set, generate_series(0, r.slices - 1) AS g(slice)
+          GROUP BY 1, 2, 3) c
+    GROUP BY 1, 2;
+DROP TABLE {checkpoints};
+CREATE VIEW {checkpoints} AS
+    SELECT p.replica_set, p.projection, (u.i - 1)::int4 AS slice, max(u.position) AS position,
+           max(p.updated_at) AS updated_at
+    FROM {progress} p, unnest(p.positions) WITH ORDINALITY AS u(position, i)
+    WHERE u.position IS NOT NULL
+    GROUP BY 1, 2, 3;
+)sql",
+                        fmt::arg("progress", tables.progress), fmt::arg("checkpoints", tables.checkpoints),
+                        fmt::arg("replica_sets", tables.replica_sets), fmt::arg("no_writer", kNoWriter))});
     return list;
 }
 
 Migration notify_trigger(const config::EventStoreConfig& store) {
     // The function lives in the store's schema, the trigger on the table: one name serves both.
-    const std::string function = qualified(store, notify_trigger_name(store));
-    const std::string trigger = quote_identifier(notify_trigger_name(store));
-    const std::string channel = events_channel(store);
     // Statement level: one NOTIFY per inserting statement, not per row, and
     // PostgreSQL folds identical notifications within a transaction.
     return {1000, "statement-level NOTIFY trigger on the events table (optional)",
-            "CREATE OR REPLACE FUNCTION " + function +
-                "() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                "BEGIN\n"
-                "    PERFORM pg_notify('" +
-                channel +
-                "', '');\n"
-                "    RETURN NULL;\n"
-                "END\n"
-                "$$;\n"
-                "DROP TRIGGER IF EXISTS " +
-                trigger + " ON " + qualified(store, store.events_table) +
-                ";\n"
-                "CREATE TRIGGER " +
-                trigger + " AFTER INSERT ON " + qualified(store, store.events_table) +
-                " FOR EACH STATEMENT EXECUTE FUNCTION " + function + "();\n"};
+            sql(R"sql(CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{channel}', '');
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS {trigger} ON {events};
+CREATE TRIGGER {trigger} AFTER INSERT ON {events} FOR EACH STATEMENT EXECUTE FUNCTION {function}();
+)sql",
+                fmt::arg("function", qualified(store, notify_trigger_name(store))),
+                fmt::arg("trigger", quote_identifier(notify_trigger_name(store))),
+                fmt::arg("channel", events_channel(store)), fmt::arg("events", TableNames::of(store).events))};
 }
 
 std::string migration_script(const config::EventStoreConfig& store, bool with_notify_trigger) {
@@ -241,7 +222,7 @@ std::string migration_script(const config::EventStoreConfig& store, bool with_no
 MigrationReport migrate(pg::BlockingConnection& connection, const config::EventStoreConfig& store,
                         bool with_notify_trigger) {
     MigrationReport report;
-    const std::string ledger = own_table(store, "schema_migrations");
+    const std::string& ledger = TableNames::of(store).schema_migrations;
     connection.exec("BEGIN", {}, "start the migration transaction");
     try {
         // Concurrent runs queue here, so every CREATE below runs once.

@@ -1,9 +1,8 @@
 #include "store/read_coalescer.hpp"
 
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <exception>
+
+#include "async/event.hpp"
 
 namespace orchestratord::store {
 namespace asio = boost::asio;
@@ -11,11 +10,10 @@ namespace asio = boost::asio;
 struct ReadCoalescer::Entry {
     std::shared_ptr<const EventBatch> batch;
     std::exception_ptr error;
-    bool done = false;
     std::chrono::steady_clock::time_point started_at;
     std::chrono::steady_clock::time_point finished_at;
-    asio::steady_timer finished;
-    explicit Entry(asio::io_context& io) : finished(io, asio::steady_timer::time_point::max()) {}
+    async::Event finished;  // set when the read is done
+    explicit Entry(asio::io_context& io) : finished(io.get_executor()) {}
 };
 
 ReadCoalescer::ReadCoalescer(asio::io_context& io, std::chrono::milliseconds keep) : io_(io), keep_(keep) {}
@@ -48,15 +46,13 @@ asio::awaitable<std::shared_ptr<const EventBatch>> ReadCoalescer::read(
     const auto now = std::chrono::steady_clock::now();
     // Forget results kept long enough.
     for (auto it = entries_.begin(); it != entries_.end();) {
-        it = it->second->done && now - it->second->finished_at > keep_ ? entries_.erase(it) : std::next(it);
+        it =
+            it->second->finished.is_set() && now - it->second->finished_at > keep_ ? entries_.erase(it) : std::next(it);
     }
     if (auto found = entries_.find(key); found != entries_.end() && found->second->started_at >= not_before) {
         const auto entry = found->second;
         ++shared_;
-        if (!entry->done) {
-            boost::system::error_code ec;
-            co_await entry->finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        }
+        co_await entry->finished.wait();
         if (entry->error) std::rethrow_exception(entry->error);
         co_return entry->batch;
     }
@@ -69,9 +65,8 @@ asio::awaitable<std::shared_ptr<const EventBatch>> ReadCoalescer::read(
     } catch (...) {
         entry->error = std::current_exception();
     }
-    entry->done = true;
     entry->finished_at = std::chrono::steady_clock::now();
-    entry->finished.cancel();
+    entry->finished.set();
     if (entry->error) {
         // A failed read is not kept: the next caller tries again.
         if (auto found = entries_.find(key); found != entries_.end() && found->second == entry) entries_.erase(found);

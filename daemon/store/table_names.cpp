@@ -22,6 +22,7 @@ TableNames build(const config::EventStoreConfig& store) {
     names.checkpoints = own_table(store, "checkpoints");
     names.projection_state = own_table(store, "projection_state");
     names.dead_letters = own_table(store, "dead_letters");
+    names.schema_migrations = own_table(store, "schema_migrations");
     return names;
 }
 
