@@ -126,7 +126,9 @@ void warn_about_two_phase_commit(pg::BlockingConnection& connection, const confi
               << ";); orchestratord then polls for new events.\n";
 }
 
-int run_migrate(const config::LoadOptions& options, bool print_only, bool with_trigger) {
+int run_migrate(config::LoadOptions options, bool print_only, bool with_trigger) {
+    // Printing the SQL connects nowhere and runs no worker.
+    if (print_only) options.workers_required = false;
     config::Config config;
     try {
         config = config::load_config(options);

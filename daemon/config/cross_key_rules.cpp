@@ -2,31 +2,48 @@
 
 namespace orchestratord::config {
 
-void check_database(const DatabaseConfig& database, Findings& findings) {
-    if (database.url.empty()) {
+KeyOrigins::KeyOrigins(const std::vector<Setting>& settings) {
+    for (const auto& setting : settings) {
+        if (setting.source == Source::env) variables_[setting.path] = setting.origin;
+    }
+}
+
+std::string KeyOrigins::label(const std::string& path) const {
+    const auto found = variables_.find(path);
+    return found == variables_.end() ? path : found->second + " (" + path + ")";
+}
+
+std::string KeyOrigins::note(const std::string& path) const {
+    const auto found = variables_.find(path);
+    return found == variables_.end() ? std::string() : "; " + found->second + " sets " + path;
+}
+
+void check_database(const DatabaseConfig& database, bool url_required, Findings& findings, const KeyOrigins& origins) {
+    if (database.url.empty() && url_required) {
         findings.problems.push_back(
             "database.url: database url cannot be empty (set database.url in the file or DATABASE_URL)");
     }
     if (database.max_idle_conns > database.max_open_conns) {
-        findings.problems.push_back("database.max_idle_conns: MaxIdleConns must not exceed MaxOpenConns (" +
-                                    std::to_string(database.max_idle_conns) + " > " +
-                                    std::to_string(database.max_open_conns) + ")");
+        findings.problems.push_back(
+            origins.label("database.max_idle_conns") + ": MaxIdleConns must not exceed MaxOpenConns (" +
+            std::to_string(database.max_idle_conns) + " > " + std::to_string(database.max_open_conns) +
+            origins.note("database.max_open_conns") + ")");
     }
 }
 
-void check_replica_set_count(size_t declared, bool named_by_env, Findings& findings) {
+void check_replica_set_count(size_t declared, bool named_by_env, bool required, Findings& findings) {
     if (named_by_env && declared > 1) {
         findings.problems.push_back("REPLICA_SET: cannot choose a name for " + std::to_string(declared) +
                                     " replica sets; remove it or declare one replica set in the file");
     }
-    if (declared == 0 && !named_by_env) {
+    if (declared == 0 && !named_by_env && required) {
         findings.problems.push_back(
             "replica_sets: ReplicaSet cannot be empty (declare replica_sets in the file or set REPLICA_SET)");
     }
 }
 
 void check_replica_set(const ReplicaSetConfig& replica_set, const std::string& prefix, bool name_reported,
-                       std::set<std::string>& seen, Findings& findings) {
+                       std::set<std::string>& seen, Findings& findings, const KeyOrigins& origins) {
     if (replica_set.name.empty() && !name_reported) {
         findings.problems.push_back(prefix +
                                     "name: ReplicaSet cannot be empty (set it in the file or with REPLICA_SET)");
@@ -39,12 +56,14 @@ void check_replica_set(const ReplicaSetConfig& replica_set, const std::string& p
     // Out-of-range values were reported by their own checks already.
     if (stale.count() <= 0 || heartbeat.count() <= 0) return;
     if (stale <= heartbeat) {
-        findings.problems.push_back(
-            prefix + "stale_worker_timeout: StaleWorkerTimeout must be greater than HeartbeatInterval (" +
-            format_duration(stale) + " <= " + format_duration(heartbeat) + ")");
+        findings.problems.push_back(origins.label(prefix + "stale_worker_timeout") +
+                                    ": StaleWorkerTimeout must be greater than HeartbeatInterval (" +
+                                    format_duration(stale) + " <= " + format_duration(heartbeat) +
+                                    origins.note(prefix + "heartbeat_interval") + ")");
     } else if (stale < 3 * heartbeat) {
-        findings.warnings.push_back(prefix + "stale_worker_timeout: " + format_duration(stale) +
+        findings.warnings.push_back(origins.label(prefix + "stale_worker_timeout") + ": " + format_duration(stale) +
                                     " is less than 3x heartbeat_interval (" + format_duration(heartbeat) +
+                                    origins.note(prefix + "heartbeat_interval") +
                                     "); one delayed heartbeat could get a live worker removed");
     }
 }
@@ -66,11 +85,13 @@ void check_projection(const ProjectionConfig& projection, const std::string& pre
     }
 }
 
-void check_on_error(const OnErrorConfig& on_error, const std::string& prefix, Findings& findings) {
+void check_on_error(const OnErrorConfig& on_error, const std::string& prefix, Findings& findings,
+                    const KeyOrigins& origins) {
     if (on_error.max_backoff < on_error.initial_backoff) {
-        findings.problems.push_back(prefix + "max_backoff: MaxBackoff must not be less than InitialBackoff (" +
-                                    format_duration(on_error.max_backoff) + " < " +
-                                    format_duration(on_error.initial_backoff) + ")");
+        findings.problems.push_back(
+            origins.label(prefix + "max_backoff") + ": MaxBackoff must not be less than InitialBackoff (" +
+            format_duration(on_error.max_backoff) + " < " + format_duration(on_error.initial_backoff) +
+            origins.note(prefix + "initial_backoff") + ")");
     }
 }
 

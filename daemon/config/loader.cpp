@@ -1,9 +1,17 @@
 #include "config/loader.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include <charconv>
 #include <filesystem>
+#include <ios>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -60,6 +68,29 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
     return nullptr;
 }
 
+// Why `file` cannot be read, for the operator who must fix it: the system's
+// reason, who we run as, and who may read the file.
+std::string unreadable_reason(const std::string& file) {
+    std::string reason;
+    const int descriptor = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (descriptor < 0) {
+        reason = std::strerror(errno);
+    } else {
+        ::close(descriptor);
+        reason = "not a readable file";
+    }
+    struct stat info {};
+    const bool known = ::stat(file.c_str(), &info) == 0;
+    reason += " (running as uid " + std::to_string(::geteuid()) + ", gid " + std::to_string(::getegid());
+    if (known) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+        reason += "; the file is owned by uid " + std::to_string(info.st_uid) + ", gid " + std::to_string(info.st_gid) +
+                  ", mode " + mode;
+    }
+    return reason + ")";
+}
+
 YAML::Node read_file(const LoadOptions& options) {
     if (options.file.empty()) return YAML::Node();
     std::error_code ec;
@@ -67,16 +98,22 @@ YAML::Node read_file(const LoadOptions& options) {
         if (!options.file_required) return YAML::Node();
         throw ConfigError({"config file " + options.file + ": does not exist"});
     }
+    if (std::filesystem::is_directory(options.file, ec)) {
+        throw ConfigError({"config file " + options.file + ": is a directory, not a file"});
+    }
     try {
         YAML::Node root = YAML::LoadFile(options.file);
         if (root.IsNull()) return YAML::Node();  // an empty file
         if (!root.IsMap()) throw ConfigError({"config file " + options.file + ": expected a mapping at the top level"});
         return root;
     } catch (const YAML::BadFile&) {
-        throw ConfigError({"config file " + options.file + ": cannot be read"});
+        throw ConfigError({"config file " + options.file + ": cannot be read: " + unreadable_reason(options.file)});
     } catch (const YAML::Exception& e) {
         throw ConfigError({"config file " + options.file + ": invalid YAML at line " + std::to_string(e.mark.line + 1) +
                            ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg});
+    } catch (const std::ios_base::failure& e) {
+        // A read that fails after the open (a device, an I/O error).
+        throw ConfigError({"config file " + options.file + ": cannot be read: " + e.what()});
     }
 }
 
@@ -107,7 +144,7 @@ void bind_projection(KeyBinder& binder, const YAML::Node& node, const std::strin
         on_error = expanded;
     }
     binder.bind(on_error, prefix + "on_error.", section<OnErrorConfig>(), out.on_error);
-    check_on_error(out.on_error, prefix + "on_error.", findings);
+    check_on_error(out.on_error, prefix + "on_error.", findings, KeyOrigins(config.settings));
 }
 
 void bind_replica_set(KeyBinder& binder, const YAML::Node& node, const std::string& prefix, bool name_reported,
@@ -124,7 +161,7 @@ void bind_replica_set(KeyBinder& binder, const YAML::Node& node, const std::stri
     const Preset* preset = preset_name.empty() ? nullptr : find_preset(preset_name);
 
     binder.bind(node, prefix, section<ReplicaSetConfig>(), out, preset);
-    check_replica_set(out, prefix, name_reported, seen, findings);
+    check_replica_set(out, prefix, name_reported, seen, findings, KeyOrigins(config.settings));
 
     const YAML::Node projections = node[std::string(section<ProjectionConfig>().key)];
     if (projections.IsDefined() && !projections.IsNull() && !projections.IsSequence()) {
@@ -163,7 +200,7 @@ Config load_config(const LoadOptions& options) {
         if (each.in_config != nullptr)
             binder.bind(child(each.key), std::string(each.prefix), each, config.*each.in_config);
     });
-    check_database(config.database, findings);
+    check_database(config.database, options.workers_required, findings, KeyOrigins(config.settings));
 
     // Replica sets: the file's list; REPLICA_SET names (or creates) the only one.
     YAML::Node replica_sets = child(section<ReplicaSetConfig>().key);
@@ -173,11 +210,16 @@ Config load_config(const LoadOptions& options) {
     }
     const size_t declared = replica_sets.IsDefined() && replica_sets.IsSequence() ? replica_sets.size() : 0;
     const bool named_by_env = options.env.contains("REPLICA_SET");
-    check_replica_set_count(declared, named_by_env, findings);
+    check_replica_set_count(declared, named_by_env, options.workers_required, findings);
     const bool none_declared = declared == 0 && !named_by_env;  // reported once, not per entry
-    const size_t count = declared == 0 ? 1 : declared;          // environment only: the one REPLICA_SET names
+    // Environment only: the one REPLICA_SET names. None at all when none is needed.
+    const size_t count = declared > 0 ? declared : (named_by_env || options.workers_required ? 1 : 0);
+    // REPLICA_SET with several replica sets in the file was reported above;
+    // it names each of them alike, which must not read as duplicates too.
+    const bool one_name_for_several = named_by_env && declared > 1;
     std::set<std::string> names;
     for (size_t i = 0; i < count; ++i) {
+        if (one_name_for_several) names.clear();
         const std::string prefix = "replica_sets[" + std::to_string(i) + "].";
         const YAML::Node node = declared > 0 ? replica_sets[i] : YAML::Node(YAML::NodeType::Map);
         if (!node.IsMap()) {

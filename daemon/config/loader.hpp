@@ -20,6 +20,10 @@ struct LoadOptions {
     std::string file;           // YAML file; empty = none
     bool file_required = true;  // false for the default path: a missing file means "environment only"
     Environment env;            // the process environment (injected for tests)
+    // false when only the event store settings matter (`migrate --print`
+    // writes SQL and connects nowhere): database.url and the replica sets
+    // may then be absent. Every value given is still checked.
+    bool workers_required = true;
 };
 
 Config load_config(const LoadOptions& options);

@@ -69,15 +69,37 @@ Rejection check_choice(std::string_view text, std::span<const std::string_view> 
     return "must be one of " + allowed;
 }
 
+namespace {
+
+// The reference's wording covers values below the minimum ("BatchSize must
+// be positive"); above the maximum it would mislead, so give the range,
+// with the key's name taken from that wording.
+std::string above_maximum(const Range& range, const std::string& min, const std::string& max) {
+    if (range.error.find("between") != std::string_view::npos) return std::string(range.error);
+    const size_t must = range.error.find("must");
+    const std::string name(must == std::string_view::npos ? std::string_view() : range.error.substr(0, must));
+    return name + "must be between " + min + " and " + max;
+}
+
+}  // namespace
+
 Checked<int64_t> check_integer(const std::string& text, const Range& range) {
     Checked<int64_t> checked;
     const char* begin = text.data();
     const char* end = begin + text.size();
     auto [ptr, ec] = std::from_chars(begin, end, checked.value);
-    if (text.empty() || ec != std::errc() || ptr != end) {
+    const bool whole = !text.empty() && ptr == end;
+    if (whole && ec == std::errc::result_out_of_range) {
+        // More digits than any integer holds: out of range, not malformed.
+        checked.rejection = text.starts_with('-')
+                                ? std::string(range.error)
+                                : above_maximum(range, std::to_string(range.min), std::to_string(range.max));
+    } else if (!whole || ec != std::errc()) {
         checked.rejection = "expected an integer";
-    } else if (checked.value < range.min || checked.value > range.max) {
+    } else if (checked.value < range.min) {
         checked.rejection = std::string(range.error);
+    } else if (checked.value > range.max) {
+        checked.rejection = above_maximum(range, std::to_string(range.min), std::to_string(range.max));
     }
     return checked;
 }
@@ -89,8 +111,11 @@ Checked<Duration> check_duration(const std::string& text, const Range& range, st
         checked.rejection = "invalid duration: " + parsed.error;
     } else if (parsed.value.count() < 0 && range.min >= 0) {
         checked.rejection = std::string(range.error) + ": negative durations are not allowed";
-    } else if (parsed.value.count() < range.min || parsed.value.count() > range.max) {
+    } else if (parsed.value.count() < range.min) {
         checked.rejection = std::string(range.error);
+    } else if (parsed.value.count() > range.max) {
+        checked.rejection =
+            above_maximum(range, format_duration(Duration(range.min)), format_duration(Duration(range.max)));
     } else {
         printable = format_duration(parsed.value);
     }

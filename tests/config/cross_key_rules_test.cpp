@@ -35,37 +35,37 @@ Findings check(const ReplicaSetConfig& rs, bool name_reported = false) {
 
 TEST_CASE("rule: database.url is required", "[config][rules]") {
     Findings findings;
-    check_database(DatabaseConfig{.url = "", .max_open_conns = 25, .max_idle_conns = 5}, findings);
+    check_database(DatabaseConfig{.url = "", .max_open_conns = 25, .max_idle_conns = 5}, true, findings);
     REQUIRE(findings.problems.size() == 1);
     CHECK(findings.problems[0] ==
           "database.url: database url cannot be empty (set database.url in the file or DATABASE_URL)");
     Findings fine;
-    check_database(DatabaseConfig{.url = "postgres://h/db", .max_open_conns = 25, .max_idle_conns = 5}, fine);
+    check_database(DatabaseConfig{.url = "postgres://h/db", .max_open_conns = 25, .max_idle_conns = 5}, true, fine);
     CHECK(fine.problems.empty());
 }
 
 TEST_CASE("rule: max_idle_conns must not exceed max_open_conns", "[config][rules]") {
     Findings findings;
-    check_database(DatabaseConfig{.url = "postgres://h/db", .max_open_conns = 2, .max_idle_conns = 3}, findings);
+    check_database(DatabaseConfig{.url = "postgres://h/db", .max_open_conns = 2, .max_idle_conns = 3}, true, findings);
     REQUIRE(findings.problems.size() == 1);
     CHECK(findings.problems[0] == "database.max_idle_conns: MaxIdleConns must not exceed MaxOpenConns (3 > 2)");
     Findings equal;
-    check_database(DatabaseConfig{.url = "postgres://h/db", .max_open_conns = 3, .max_idle_conns = 3}, equal);
+    check_database(DatabaseConfig{.url = "postgres://h/db", .max_open_conns = 3, .max_idle_conns = 3}, true, equal);
     CHECK(equal.problems.empty());
 }
 
 TEST_CASE("rule: at least one replica set, and REPLICA_SET names at most one", "[config][rules]") {
     Findings none;
-    check_replica_set_count(0, false, none);
+    check_replica_set_count(0, false, true, none);
     REQUIRE(none.problems.size() == 1);
     CHECK_THAT(none.problems[0], Catch::StartsWith("replica_sets: ReplicaSet cannot be empty"));
     Findings several;
-    check_replica_set_count(2, true, several);
+    check_replica_set_count(2, true, true, several);
     REQUIRE(several.problems.size() == 1);
     CHECK_THAT(several.problems[0], Catch::StartsWith("REPLICA_SET: cannot choose a name for 2 replica sets"));
     for (auto [declared, by_env] : {std::pair{0, true}, {1, true}, {1, false}, {3, false}}) {
         Findings fine;
-        check_replica_set_count(declared, by_env, fine);
+        check_replica_set_count(declared, by_env, true, fine);
         CHECK(fine.problems.empty());
     }
 }
