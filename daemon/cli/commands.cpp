@@ -4,8 +4,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/check_config.hpp"
 #include "cli/status_report.hpp"
-#include "config/key_reference.hpp"
 #include "config/loader.hpp"
 #include "pg/blocking_connection.hpp"
 #include "plugins/plugin_catalog.hpp"
@@ -16,26 +16,6 @@
 
 namespace orchestratord::cli {
 namespace {
-
-int check_config(const config::LoadOptions& options, bool keys_only) {
-    if (keys_only) {
-        std::cout << config::describe_keys_markdown();
-        return 0;
-    }
-    try {
-        const config::Config config = config::load_config(options);
-        std::cout << "# effective configuration"
-                  << (config.file.empty() ? " (no config file; environment and defaults)" : " from " + config.file)
-                  << "\n"
-                  << config::format_settings(config);
-        for (const auto& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
-        std::cerr << "configuration is valid\n";
-        return 0;
-    } catch (const config::ConfigError& e) {
-        std::cerr << e.what() << "\n";
-        return 1;
-    }
-}
 
 int list_plugins(const config::LoadOptions& options, std::string directory, bool json) {
     if (directory.empty()) {
@@ -169,8 +149,12 @@ int main(int argc, char** argv) {
 
     app.add_subcommand("run", "run the daemon (the default)");
     auto* check = app.add_subcommand("check-config", "validate and print the effective configuration and its sources");
-    bool keys_only = false;
-    check->add_flag("--keys", keys_only, "print every configuration key as a Markdown table instead");
+    CheckConfigOptions check_options;
+    check->add_flag("--keys", check_options.keys_only, "print every configuration key as a Markdown table instead");
+    check->add_flag("--plugins", check_options.plugins,
+                    "also load the plugins and make every configured projection (runs plugin code)");
+    check->add_flag("--connect", check_options.connect,
+                    "also connect to PostgreSQL and check the events table and the migrations");
 
     auto* plugins_cmd = app.add_subcommand("plugins", "inspect the plugins directory");
     plugins_cmd->require_subcommand(1);
@@ -199,7 +183,7 @@ int main(int argc, char** argv) {
     }
 
     const config::LoadOptions options = config::resolve_load_options(config_path, config::process_environment());
-    if (check->parsed()) return check_config(options, keys_only);
+    if (check->parsed()) return check_config(options, check_options);
     if (list->parsed()) return list_plugins(options, directory, json);
     if (migrate->parsed()) return run_migrate(options, print_only, with_trigger);
     if (status->parsed()) {

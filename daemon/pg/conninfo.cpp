@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 namespace orchestratord::pg {
@@ -240,10 +242,38 @@ std::string as_url(const std::string& scheme, const std::vector<Option>& options
 
 }  // namespace
 
+namespace {
+
+// libpq parses "host:notaport" and fails only when it connects ("invalid
+// integer value"): a port, or each of a multi-host list, must be a number.
+std::optional<std::string> port_error(const std::vector<Option>& options) {
+    for (const auto& option : options) {
+        if (option.keyword != "port") continue;
+        std::string_view ports = option.value;
+        while (true) {
+            const size_t comma = ports.find(',');
+            const std::string_view port = ports.substr(0, comma);
+            int number = 0;
+            const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+            // Empty means the default port, as in libpq.
+            if (!port.empty() &&
+                (ec != std::errc() || end != port.data() + port.size() || number < 1 || number > 65535)) {
+                // Not quoted: a password written unencoded can land in the port.
+                return "invalid port: expected a number from 1 to 65535";
+            }
+            if (comma == std::string_view::npos) break;
+            ports.remove_prefix(comma + 1);
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<std::string> conninfo_error(const std::string& conninfo) {
     const Parsed parsed = parse(conninfo);
-    if (!parsed.error) return std::nullopt;
-    return safe_parse_error(*parsed.error);
+    if (parsed.error) return safe_parse_error(*parsed.error);
+    return port_error(parsed.options);
 }
 
 std::string mask_conninfo(const std::string& conninfo) {

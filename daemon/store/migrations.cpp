@@ -261,4 +261,20 @@ MigrationReport migrate(pg::BlockingConnection& connection, const config::EventS
     return report;
 }
 
+std::vector<int> pending_migrations(pg::BlockingConnection& connection, const config::EventStoreConfig& store) {
+    const std::string& ledger = TableNames::of(store).schema_migrations;
+    std::set<int> applied;
+    const auto exists =
+        connection.exec("SELECT to_regclass($1) IS NOT NULL", {ledger}, "look for the migration ledger");
+    if (exists.at(0, 0) == "t") {
+        const auto rows = connection.exec("SELECT version FROM " + ledger, {}, "read the migration ledger");
+        for (int64_t row = 0; row < rows.rows; ++row) applied.insert(std::stoi(*rows.at(row, 0)));
+    }
+    std::vector<int> pending;
+    for (const auto& migration : migrations(store)) {
+        if (!applied.contains(migration.version)) pending.push_back(migration.version);
+    }
+    return pending;
+}
+
 }  // namespace orchestratord::store

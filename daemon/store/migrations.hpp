@@ -36,6 +36,10 @@ struct MigrationReport {
 MigrationReport migrate(pg::BlockingConnection& connection, const config::EventStoreConfig& store,
                         bool with_notify_trigger);
 
+// The versions of migrations() not applied yet to the store's schema (every
+// one when orchestratord never migrated it), for `check-config --connect`.
+std::vector<int> pending_migrations(pg::BlockingConnection& connection, const config::EventStoreConfig& store);
+
 // The SQL `migrate --print` shows.
 std::string migration_script(const config::EventStoreConfig& store, bool with_notify_trigger);
 

@@ -46,6 +46,16 @@ TEST_CASE("libpq's reason for refusing a malformed string quotes none of it", "[
     CHECK_FALSE(pg::conninfo_error("postgresql://app:Alpha7%3FBravo9@h/db"));
 }
 
+TEST_CASE("a port that is not a number is refused before any connection is tried", "[conninfo]") {
+    const std::string refused = "invalid port: expected a number from 1 to 65535";
+    CHECK(pg::conninfo_error("postgres://app@h:notaport/db") == refused);
+    CHECK(pg::conninfo_error("host=h port=70000 dbname=db") == refused);
+    CHECK(pg::conninfo_error("postgres://app@h1:5432,h2:x5433/db") == refused);
+    CHECK_FALSE(pg::conninfo_error("postgres://app@h1:5432,h2:5433/db"));
+    CHECK_FALSE(pg::conninfo_error("postgres://app@h1,h2:5433/db"));  // an empty port is the default
+    CHECK_FALSE(pg::conninfo_error("host=/run/postgresql port=5432 dbname=db"));
+}
+
 TEST_CASE("check-config never prints the password", "[conninfo][config]") {
     for (const auto& password : special_passwords()) {
         for (const auto& form : connection_forms("app", password, "db.example", "5432", "events")) {

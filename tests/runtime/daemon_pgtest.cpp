@@ -1,6 +1,7 @@
 // The daemon as a real process against the throwaway PostgreSQL: readiness
 // over a fake NOTIFY_SOCKET, graceful SIGTERM, SIGHUP reload, and clear
 // startup failures.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "pg/blocking_connection.hpp"
 #include "support/child_process.hpp"
 #include "support/notify_socket.hpp"
 #include "support/pg_env.hpp"
@@ -228,6 +230,56 @@ TEST_CASE("a configured projection that no plugin declares stops startup with it
     INFO(result.output);
     CHECK(result.status.code == 1);
     CHECK_THAT(result.output, Catch::Contains("projection \"no_such_projection\" is not declared by any plugin"));
+}
+
+TEST_CASE("check-config checks the plugins directory always, the plugins and the database on request", "[cli]") {
+    TempDir dir;
+    const std::string schema = "check_config_" + std::to_string(::getpid());
+    const auto yaml = [&](const std::string& plugins, const std::string& projection) {
+        return "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + schema +
+               "}\nplugins: {directory: " + plugins +
+               "}\nreplica_sets:\n  - name: check\n    projections: [{name: " + projection + "}]\n";
+    };
+    const std::string good = dir.write("good.yaml", yaml(SAMPLE_PLUGIN_DIR, "event_counter"));
+    const auto offline = run_command({ORCHESTRATORD_BIN, "check-config", "--config", good});
+    INFO(offline.output);
+    CHECK(offline.status.code == 0);
+
+    // A missing plugins directory is found without loading anything.
+    const std::string missing = dir.write("missing.yaml", yaml(dir.file("no-plugins"), "event_counter"));
+    const auto no_directory = run_command({ORCHESTRATORD_BIN, "check-config", "--config", missing});
+    INFO(no_directory.output);
+    CHECK(no_directory.status.code == 1);
+    CHECK_THAT(no_directory.output, Catch::Contains("plugins.directory: " + dir.file("no-plugins")));
+
+    // A projection no plugin declares: found by --plugins only.
+    const std::string unknown = dir.write("unknown.yaml", yaml(SAMPLE_PLUGIN_DIR, "no_such_projection"));
+    CHECK(run_command({ORCHESTRATORD_BIN, "check-config", "--config", unknown}).status.code == 0);
+    const auto loaded = run_command({ORCHESTRATORD_BIN, "check-config", "--plugins", "--config", unknown});
+    INFO(loaded.output);
+    CHECK(loaded.status.code == 1);
+    CHECK_THAT(loaded.output, Catch::Contains("projection \"no_such_projection\" is not declared by any plugin"));
+    CHECK(run_command({ORCHESTRATORD_BIN, "check-config", "--plugins", "--config", good}).status.code == 0);
+
+    // --connect: a schema never migrated, then migrated.
+    const auto unmigrated = run_command({ORCHESTRATORD_BIN, "check-config", "--connect", "--config", good});
+    INFO(unmigrated.output);
+    CHECK(unmigrated.status.code == 1);
+    CHECK_THAT(unmigrated.output,
+               Catch::Contains("lacks orchestratord's migrations 1,2,3,4: run orchestratord migrate"));
+    migrate(good);
+    const auto connected = run_command({ORCHESTRATORD_BIN, "check-config", "--connect", "--config", good});
+    INFO(connected.output);
+    CHECK(connected.status.code == 0);
+    CHECK_THAT(connected.output, Catch::Contains("the events table and orchestratord's tables are ready"));
+
+    // A port that is not a number is refused offline.
+    const auto bad_port = run_command({ORCHESTRATORD_BIN, "check-config", "--config", good},
+                                      {{"DATABASE_URL", "postgres://app@127.0.0.1:notaport/db"}});
+    CHECK(bad_port.status.code == 1);
+    CHECK_THAT(bad_port.output,
+               Catch::Contains("DATABASE_URL (database.url): invalid connection string: invalid port"));
+    orchestratord::pg::BlockingConnection(pg_url()).exec("DROP SCHEMA " + schema + " CASCADE");
 }
 
 TEST_CASE("check-config prints the effective configuration and fails on errors", "[cli]") {
