@@ -106,6 +106,8 @@ ProjectionInstance::ProjectionInstance(const LoadedPlugin& plugin, const std::st
       desc_(plugin.library->projection(projection)),
       name_(projection),
       replica_set_(replica_set),
+      plugin_name_(plugin.name),
+      plugin_version_(plugin.version),
       mode_(ProjectionMode::at_least_once) {
     if (desc_ == nullptr) {
         throw std::runtime_error("plugin " + plugin.file + " does not declare projection \"" + projection + "\"");

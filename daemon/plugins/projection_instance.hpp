@@ -34,6 +34,8 @@ public:
     const std::string& replica_set() const { return replica_set_; }
     ProjectionMode mode() const { return mode_; }
     const std::string& plugin_file() const;
+    const std::string& plugin_name() const { return plugin_name_; }
+    const std::string& plugin_version() const { return plugin_version_; }
     const PluginLibrary& library() const { return *library_; }
 
     // Hands one batch to the plugin. `session` is the batch transaction in
@@ -47,6 +49,8 @@ private:
     const orch_projection_desc* desc_;
     std::string name_;
     std::string replica_set_;
+    std::string plugin_name_;
+    std::string plugin_version_;
     ProjectionMode mode_;
     void* instance_ = nullptr;
     std::shared_ptr<void> host_context_;  // what the plugin's log calls point at

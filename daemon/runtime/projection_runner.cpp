@@ -277,13 +277,17 @@ asio::awaitable<void> ProjectionRunner::load_state(pg::AsyncConnection& connecti
 // read of the old scope is kept.
 void ProjectionRunner::take_replacement() {
     if (!replacement_) return;
+    const std::string old_plugin = instance_->plugin_name() + " " + instance_->plugin_version();
     const std::string old_file = instance_->plugin_file();
     instance_ = std::move(replacement_);  // the old instance (and maybe its library) goes here
     settings_.scope = std::move(replacement_scope_);
     read_ahead_.drop();
     last_read_positions_.clear();
-    spdlog::info("projection now runs the new plugin version {} mode={} file={} was={}", context(),
-                 plugins::mode_name(instance_->mode()), instance_->plugin_file(), old_file);
+    // The file is usually the same path, replaced: the versions tell the swap apart.
+    spdlog::info("projection now runs the new plugin version {} plugin=\"{} {}\" was=\"{}\" mode={} file={}{}",
+                 context(), instance_->plugin_name(), instance_->plugin_version(), old_plugin,
+                 plugins::mode_name(instance_->mode()), instance_->plugin_file(),
+                 old_file == instance_->plugin_file() ? std::string() : " was_file=" + old_file);
 }
 
 // At a batch boundary: switch to the cluster member's current view of our

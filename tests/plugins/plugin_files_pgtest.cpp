@@ -75,6 +75,8 @@ TEST_CASE("a plugin file overwritten in place under a running daemon changes not
     // ...which loads the file as it is now, and switches at a batch boundary.
     daemon->signal(SIGHUP);
     REQUIRE(daemon->wait_for_output("now runs the new plugin version", 15s));
+    // The same path before and after: the line tells the versions apart.
+    CHECK_THAT(daemon->output(), Catch::Contains("plugin=\"recorder 0.0.2\" was=\"recorder 0.0.1\""));
     store.append_each(50, 25);
     REQUIRE(store.wait_until([&] { return store.recorded() == 300; }, 30s));
     CHECK(store.scalar("SELECT count(*) FROM " + store.schema() +
