@@ -1,5 +1,7 @@
 #include "cli/status_report.hpp"
 
+#include <chrono>
+#include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -9,6 +11,53 @@
 #include "store/status_queries.hpp"
 
 namespace orchestratord::cli {
+namespace {
+
+// What a projection is doing, from what the database shows: its state row
+// (paused, resetting), whether any worker ever ran it, whether a live worker
+// runs it now, and how far behind it is.
+std::string projection_state(const std::optional<store::StatusQueries::ProjectionState>& state, bool started,
+                             size_t live_workers, int64_t lag, int64_t batch_size) {
+    if (state && state->state != "running") return state->state;
+    if (!started) return "never started";
+    if (live_workers == 0) return "not running";
+    if (lag > batch_size) return "catching up";
+    return "running";
+}
+
+// libpq's messages span lines ("...failed: Connection refused\n\tIs the
+// server running..."): an error is reported on one.
+std::string one_line(const std::string& text) {
+    std::string line;
+    for (char c : text) {
+        if (c == '\n') {
+            line += "; ";
+        } else if (c != '\t' && c != '\r') {
+            line += c;
+        }
+    }
+    while (line.ends_with("; ") || line.ends_with(' ')) line.pop_back();
+    return line;
+}
+
+// "last heartbeat 1.2s ago", or how soon a silent worker is removed.
+std::string heartbeat_text(double age_s, double heartbeat_s, double stale_s) {
+    char text[128];
+    if (age_s <= 2 * heartbeat_s) {
+        std::snprintf(text, sizeof text, "last heartbeat %.1fs ago", age_s);
+    } else if (age_s < stale_s) {
+        std::snprintf(text, sizeof text, "no heartbeat %.0fs, removed in %.0fs", age_s, stale_s - age_s);
+    } else {
+        std::snprintf(text, sizeof text, "no heartbeat %.0fs: stale, removed when a live worker coordinates", age_s);
+    }
+    return text;
+}
+
+double seconds(config::Duration duration) {
+    return std::chrono::duration<double>(duration).count();
+}
+
+}  // namespace
 
 int print_status(const config::Config& config, bool json) {
     try {
@@ -25,6 +74,10 @@ int print_status(const config::Config& config, bool json) {
             const auto workers = query.workers(replica_set.name);
             const auto handoff = query.handoff(replica_set.name);
             const int64_t slices = row ? row->slices : replica_set.slices;
+            const double stale_s = seconds(replica_set.stale_worker_timeout);
+            const double heartbeat_s = seconds(replica_set.heartbeat_interval);
+            size_t live = 0;
+            for (const auto& worker : workers) live += worker.heartbeat_age_s < stale_s ? 1 : 0;
             nlohmann::json entry{{"name", replica_set.name},
                                  {"created", row.has_value()},
                                  {"slices", slices},
@@ -38,6 +91,8 @@ int print_status(const config::Config& config, bool json) {
                                             {"host", worker.host},
                                             {"pid", worker.pid},
                                             {"heartbeat_age_s", worker.heartbeat_age_s},
+                                            {"stale", worker.heartbeat_age_s >= stale_s},
+                                            {"heartbeat", heartbeat_text(worker.heartbeat_age_s, heartbeat_s, stale_s)},
                                             {"uptime_s", worker.uptime_s},
                                             {"version", worker.version},
                                             {"slices_owned", worker.slices.size()},
@@ -48,13 +103,14 @@ int print_status(const config::Config& config, bool json) {
                 const auto state = query.projection_state(replica_set.name, projection.name);
                 // Slices without a row have not started: their checkpoint is 0.
                 const int64_t lowest = checkpoints.slices_with_rows < slices ? 0 : checkpoints.lowest;
+                const int64_t lag = std::max<int64_t>(0, head - lowest);
                 entry["projections"].push_back(
                     {{"name", projection.name},
-                     {"state", state ? state->state : std::string("running")},
+                     {"state", projection_state(state, checkpoints.started, live, lag, replica_set.batch_size)},
                      {"reason", state ? state->reason : std::string()},
                      {"lowest_checkpoint", lowest},
                      {"highest_checkpoint", checkpoints.highest},
-                     {"lag_events", std::max<int64_t>(0, head - lowest)},
+                     {"lag_events", lag},
                      {"dead_letters", query.dead_letters(replica_set.name, projection.name)}});
             }
             out["replica_sets"].push_back(entry);
@@ -65,24 +121,25 @@ int print_status(const config::Config& config, bool json) {
         }
         std::cout << "event store head: " << head << "\n";
         for (const auto& rs : out["replica_sets"]) {
+            size_t live = 0;
+            for (const auto& worker : rs["workers"]) live += worker["stale"].get<bool>() ? 0 : 1;
             std::cout << "\nreplica set " << rs["name"].get<std::string>() << ": " << rs["slices"]
-                      << " slices, generation " << rs["generation"] << ", " << rs["workers"].size() << " worker(s)"
+                      << " slices, generation " << rs["generation"] << ", " << live << " live worker(s)"
                       << (rs["created"].get<bool>() ? "" : " (no worker has started yet)") << "\n";
-            if (rs["slices_moving"].get<int64_t>() > 0) {
+            if (rs["slices_moving"].get<int64_t>() > 0 && live > 0) {
                 std::cout << "  handoff in progress: " << rs["slices_moving"] << " slice(s) moving, "
                           << rs["slices_unowned"] << " without an owner\n";
             }
             for (const auto& worker : rs["workers"]) {
                 std::cout << "  worker " << worker["id"].get<std::string>() << " on "
                           << worker["host"].get<std::string>() << " pid " << worker["pid"] << ": "
-                          << worker["slices_owned"] << " slice(s), last heartbeat " << std::fixed
-                          << std::setprecision(1) << worker["heartbeat_age_s"].get<double>() << "s ago\n";
+                          << worker["slices_owned"] << " slice(s), " << worker["heartbeat"].get<std::string>() << "\n";
             }
-            std::cout << "  " << std::left << std::setw(28) << "projection" << std::setw(10) << "state" << std::right
+            std::cout << "  " << std::left << std::setw(28) << "projection" << std::setw(15) << "state" << std::right
                       << std::setw(14) << "checkpoint" << std::setw(12) << "lag" << std::setw(14) << "dead letters"
                       << "\n";
             for (const auto& p : rs["projections"]) {
-                std::cout << "  " << std::left << std::setw(28) << p["name"].get<std::string>() << std::setw(10)
+                std::cout << "  " << std::left << std::setw(28) << p["name"].get<std::string>() << std::setw(15)
                           << p["state"].get<std::string>() << std::right << std::setw(14)
                           << p["lowest_checkpoint"].get<int64_t>() << std::setw(12) << p["lag_events"].get<int64_t>()
                           << std::setw(14) << p["dead_letters"].get<int64_t>() << "\n";
@@ -93,7 +150,12 @@ int print_status(const config::Config& config, bool json) {
         }
         return 0;
     } catch (const std::exception& e) {
-        std::cerr << "status failed: " << e.what() << "\n";
+        const std::string error = one_line(e.what());
+        if (json) {
+            std::cout << nlohmann::json{{"error", error}}.dump(2) << "\n";
+        } else {
+            std::cerr << "status failed: " << error << "\n";
+        }
         return 1;
     }
 }

@@ -80,10 +80,13 @@ StatusQueries::Handoff StatusQueries::handoff(const std::string& replica_set) {
 }
 
 StatusQueries::Checkpoints StatusQueries::checkpoints(const std::string& replica_set, const std::string& projection) {
-    const auto rows = db_.exec("SELECT coalesce(min(position), 0), coalesce(max(position), 0), count(*) FROM " +
-                                   own_table(store_, "checkpoints") + " WHERE replica_set = $1 AND projection = $2",
-                               {replica_set, projection}, "read checkpoints");
-    return {number(rows.at(0, 0)), number(rows.at(0, 1)), number(rows.at(0, 2))};
+    const auto rows = db_.exec(
+        "SELECT coalesce(min(position), 0), coalesce(max(position), 0), count(*), EXISTS (SELECT "
+        "FROM " +
+            own_table(store_, "progress") + " WHERE replica_set = $1 AND projection = $2) FROM " +
+            own_table(store_, "checkpoints") + " WHERE replica_set = $1 AND projection = $2",
+        {replica_set, projection}, "read checkpoints");
+    return {number(rows.at(0, 0)), number(rows.at(0, 1)), number(rows.at(0, 2)), rows.at(0, 3) == "t"};
 }
 
 std::optional<StatusQueries::ProjectionState> StatusQueries::projection_state(const std::string& replica_set,

@@ -57,6 +57,7 @@ public:
         int64_t lowest = 0;
         int64_t highest = 0;
         int64_t slices_with_rows = 0;
+        bool started = false;  // a worker has run the projection (its checkpoint row exists)
     };
     // A projection without a row is running.
     struct ProjectionState {
