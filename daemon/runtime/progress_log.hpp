@@ -16,8 +16,12 @@ class ProgressLog {
 public:
     explicit ProgressLog(const RunnerSettings& settings) : settings_(settings) {}
 
-    // The projection (re)started: the next line comes one interval from now.
-    void restart() { last_ = std::chrono::steady_clock::now(); }
+    // The projection (re)started at `checkpoint` (its lowest): the next line
+    // comes one interval from now, and measures its speed from there.
+    void restart(int64_t checkpoint) {
+        last_ = std::chrono::steady_clock::now();
+        checkpoint_at_last_ = checkpoint;
+    }
     bool due() const;
     // Logs the line; `handled` counts the events handled since the start.
     boost::asio::awaitable<void> report(pg::AsyncConnection& connection, const SlicePositions& positions,
@@ -27,6 +31,7 @@ private:
     const RunnerSettings& settings_;
     std::chrono::steady_clock::time_point last_;
     int64_t handled_at_last_ = 0;
+    int64_t checkpoint_at_last_ = 0;
 };
 
 }  // namespace orchestratord::runtime

@@ -255,7 +255,7 @@ asio::awaitable<void> ProjectionRunner::prepare(pg::AsyncConnection& connection)
                  plugins::mode_name(instance_->mode()), slice_count_, positions_.lowest());
     prepared_ = true;
     last_sweep_ = std::chrono::steady_clock::now();
-    progress_.restart();
+    progress_.restart(positions_.lowest());
 }
 
 // Reads whether the projection is paused (by any worker of the replica set:

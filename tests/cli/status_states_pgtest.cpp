@@ -16,13 +16,14 @@ using namespace std::chrono_literals;
 namespace {
 
 // A worker with a short stale timeout, running `projections` (YAML list items).
-std::string worker_config(EventStoreFixture& store, const std::string& name, const std::string& projections) {
+std::string worker_config(EventStoreFixture& store, const std::string& name, const std::string& projections,
+                          int batch_size = 100) {
     return store.dir().write(name, "database: {url: '" + pg_url() + "'}\nevent_store: {schema: " + store.schema() +
                                        "}\nplugins: {directory: " FIXTURE_PLUGIN_DIR
                                        "}\nhttp: {listen: '127.0.0.1:0'}\nreplica_sets:\n  - name: test\n"
                                        "    heartbeat_interval: 200ms\n    stale_worker_timeout: 1s\n"
-                                       "    poll_interval_max: 200ms\n    projections:\n" +
-                                       projections);
+                                       "    poll_interval_max: 200ms\n    batch_size: " +
+                                       std::to_string(batch_size) + "\n    projections:\n" + projections);
 }
 
 nlohmann::json status_json(const std::string& config) {
@@ -103,4 +104,26 @@ TEST_CASE("status: an unreachable database is one line, or a JSON error object",
     CHECK(json.status.code == 1);
     const auto error = nlohmann::json::parse(json.output);
     CHECK_THAT(error["error"].get<std::string>(), Catch::Contains("Connection refused"));
+}
+
+TEST_CASE("the progress line of a projection catching up gives the time left", "[status][progress]") {
+    EventStoreFixture store("progress_eta");
+    // 40 ms per batch of 10: the first read of 2,000 events takes about 8 s,
+    // so the first progress line (5 s after the start, between reads) comes
+    // while 2,000 more wait.
+    const std::string config = worker_config(store, "worker.yaml", store.recorder("recorder", ", delay_ms: 40"), 10);
+    store.append(4000, 4000);
+    auto daemon = store.start_daemon(config);
+    REQUIRE(daemon->wait_for_output("ready;", 15s));
+    const bool estimated = daemon->wait_for_output("eta_s=", 30s);
+    INFO(daemon->output());
+    REQUIRE(estimated);
+    const std::string output = daemon->output();
+    const size_t line_start = output.rfind('\n', output.find("eta_s=")) + 1;
+    const std::string line = output.substr(line_start, output.find('\n', line_start) - line_start);
+    INFO(line);
+    CHECK_THAT(line, Catch::Contains("projection progress"));
+    const long eta = std::stol(line.substr(line.find("eta_s=") + 6));
+    CHECK(eta >= 0);
+    CHECK(eta < 60);
 }
