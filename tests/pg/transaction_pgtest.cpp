@@ -114,3 +114,30 @@ TEST_CASE("a body whose connection is lost reports that error and the connection
         CHECK_FALSE(connection.ok());
     });
 }
+
+// A body that decides to roll back after its connection was lost (a batch
+// whose plugin reported the failed statement as its own error) must not look
+// like a clean roll back: the caller would count a database failure as the
+// plugin's, and use the dead connection on.
+TEST_CASE("a body that rolls back after its connection was lost reports the lost connection", "[pg][transaction]") {
+    test::run_on_loop([&](asio::io_context& io) -> asio::awaitable<void> {
+        pg::AsyncConnection connection(io);
+        co_await connection.connect(test::pg_url(), "transaction-test");
+        bool lost = false;
+        try {
+            co_await pg::with_transaction(connection, "a test", [&]() -> asio::awaitable<pg::Outcome> {
+                try {
+                    co_await connection.exec("SELECT pg_terminate_backend(pg_backend_pid())", pg::Params{},
+                                             "end itself");
+                } catch (const pg::Error&) {
+                    // Reported as the body's own failure, as a plugin does.
+                }
+                co_return pg::Outcome::roll_back;
+            });
+        } catch (const pg::Error& e) {
+            lost = pg::is_connection_error(e);
+        }
+        CHECK(lost);
+        CHECK_FALSE(connection.ok());
+    });
+}
