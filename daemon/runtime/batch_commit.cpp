@@ -13,6 +13,7 @@
 #include "metrics/metrics.hpp"
 #include "pg/async_connection.hpp"
 #include "pg/transaction.hpp"
+#include "plugins/transaction_control.hpp"
 
 namespace orchestratord::runtime {
 namespace asio = boost::asio;
@@ -27,6 +28,7 @@ public:
     LoopTransaction(asio::io_context& io, pg::AsyncConnection& connection) : io_(io), connection_(connection) {}
 
     plugins::SqlRows exec(const std::string& sql, const plugins::SqlParams& params) override {
+        if (auto refusal = plugins::transaction_control_refusal(sql)) throw std::runtime_error(*refusal);
         std::promise<plugins::SqlRows> done;
         auto result = done.get_future();
         asio::co_spawn(

@@ -44,3 +44,23 @@ TEST_CASE("a batch connection ended under a plugin statement is a database error
     CHECK_THAT(output, Catch::Contains("database error, reconnecting"));
     CHECK_THAT(output, !Catch::Contains("projection failed to handle a batch"));
 }
+
+TEST_CASE("a plugin's own COMMIT is refused: nothing of its batch commits without the checkpoints",
+          "[event-path][batch-transaction]") {
+    EventStoreFixture store("batch_own_commit");
+    // The recorder sends COMMIT after its inserts, then the batch fails: with
+    // the COMMIT let through, its rows would be committed without the
+    // checkpoints, and delivered (and recorded) again on the retry.
+    const std::string projection = "      - name: recorder\n        config: {table: " + store.schema() +
+                                   ".recorded, statement_after: COMMIT}\n        on_error: {policy: pause, "
+                                   "max_attempts: 2, initial_backoff: 10ms}\n";
+    auto daemon = store.start_daemon(store.config_file(projection, 10));
+    REQUIRE(daemon->wait_for_output("ready;", 15s));
+    store.append(10, 10);
+    REQUIRE(daemon->wait_for_output("projection paused", 20s));
+    INFO(daemon->output());
+    CHECK_THAT(daemon->output(), Catch::Contains("COMMIT is refused in the batch transaction"));
+    CHECK(store.recorded() == 0);
+    CHECK(store.lowest_checkpoint() == 0);
+    stop_gracefully(*daemon);
+}
