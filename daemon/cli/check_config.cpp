@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/config_or_error.hpp"
 #include "config/key_reference.hpp"
 #include "pg/blocking_connection.hpp"
 #include "pg/conninfo.hpp"
@@ -64,13 +65,9 @@ int check_config(const config::LoadOptions& options, const CheckConfigOptions& c
         std::cout << config::describe_keys_markdown();
         return 0;
     }
-    config::Config config;
-    try {
-        config = config::load_config(options);
-    } catch (const config::ConfigError& e) {
-        std::cerr << e.what() << "\n";
-        return 1;
-    }
+    const auto loaded = config_or_error(options);
+    if (!loaded) return 1;
+    const config::Config& config = *loaded;
     std::cout << "# effective configuration"
               << (config.file.empty() ? " (no config file; environment and defaults)" : " from " + config.file) << "\n"
               << config::format_settings(config);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/check_config.hpp"
+#include "cli/config_or_error.hpp"
 #include "cli/status_report.hpp"
 #include "config/loader.hpp"
 #include "pg/blocking_connection.hpp"
@@ -109,13 +110,9 @@ void warn_about_two_phase_commit(pg::BlockingConnection& connection, const confi
 int run_migrate(config::LoadOptions options, bool print_only, bool with_trigger) {
     // Printing the SQL connects nowhere and runs no worker.
     if (print_only) options.workers_required = false;
-    config::Config config;
-    try {
-        config = config::load_config(options);
-    } catch (const config::ConfigError& e) {
-        std::cerr << e.what() << "\n";
-        return 1;
-    }
+    const auto loaded = config_or_error(options);
+    if (!loaded) return 1;
+    const config::Config& config = *loaded;
     if (print_only) {
         std::cout << store::migration_script(config.event_store, with_trigger);
         return 0;
@@ -187,12 +184,8 @@ int main(int argc, char** argv) {
     if (list->parsed()) return list_plugins(options, directory, json);
     if (migrate->parsed()) return run_migrate(options, print_only, with_trigger);
     if (status->parsed()) {
-        try {
-            return print_status(config::load_config(options), status_json);
-        } catch (const config::ConfigError& e) {
-            std::cerr << e.what() << "\n";
-            return 1;
-        }
+        const auto loaded = config_or_error(options);
+        return loaded ? print_status(*loaded, status_json) : 1;
     }
     return runtime::run_daemon(options);
 }
