@@ -21,6 +21,7 @@ std::string projection_state(const std::optional<store::StatusQueries::Projectio
     if (state && state->state != "running") return state->state;
     if (!started) return "never started";
     if (live_workers == 0) return "not running";
+    if (state && state->failed_tries > 0) return "retrying";
     if (lag > batch_size) return "catching up";
     return "running";
 }
@@ -108,6 +109,8 @@ int print_status(const config::Config& config, bool json) {
                     {{"name", projection.name},
                      {"state", projection_state(state, checkpoints.started, live, lag, replica_set.batch_size)},
                      {"reason", state ? state->reason : std::string()},
+                     {"failed_tries", state ? state->failed_tries : 0},
+                     {"last_error", state ? state->last_error : std::string()},
                      {"lowest_checkpoint", lowest},
                      {"highest_checkpoint", checkpoints.highest},
                      {"lag_events", lag},
@@ -145,6 +148,9 @@ int print_status(const config::Config& config, bool json) {
                           << std::setw(14) << p["dead_letters"].get<int64_t>() << "\n";
                 if (!p["reason"].get<std::string>().empty()) {
                     std::cout << "    paused: " << p["reason"].get<std::string>() << "\n";
+                } else if (p["state"] == "retrying") {
+                    std::cout << "    retrying: " << p["failed_tries"].get<int64_t>()
+                              << " tries failed in a row, last error: " << p["last_error"].get<std::string>() << "\n";
                 }
             }
         }

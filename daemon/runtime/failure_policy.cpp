@@ -190,11 +190,19 @@ asio::awaitable<FailurePolicy::Delivery> FailurePolicy::deliver_with_retries(pg:
         delivery.result = co_await commit_.deliver(lease, batch, begin, end, checkpoint);
         ++delivery.attempts;
         for (size_t i = begin; i < end; ++i) rules_.record(batch.events[i].global_position, delivery.result.ok);
-        if (delivery.result.ok) co_return delivery;
+        const store::ProjectionKey key{settings_.replica_set.name, settings_.projection.name};
+        if (delivery.result.ok) {
+            if (failures_recorded_) co_await store::clear_failed_tries(lease.connection(), settings_.event_store, key);
+            failures_recorded_ = false;
+            co_return delivery;
+        }
         spdlog::error(
             "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
             runner_context(settings_), delivery.attempts, rules_.max_attempts(), batch.events[begin].global_position,
             batch.events[end - 1].global_position, delivery.result.error);
+        co_await store::record_failed_try(lease.connection(), settings_.event_store, key, delivery.attempts,
+                                          delivery.result.error);
+        failures_recorded_ = true;
         if (delivery.attempts >= retry.limit) co_return delivery;
         if (!co_await back_off_for_retry(lease, retry.backoff)) {
             spdlog::info(

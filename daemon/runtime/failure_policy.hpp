@@ -127,6 +127,9 @@ private:
     Runner runner_;
     RetryRules rules_;
     int64_t handled_ = 0;
+    // Failing tries may be recorded for `status` (true at start: an earlier
+    // run may have left some), so the next success clears them.
+    bool failures_recorded_ = true;
 };
 
 }  // namespace orchestratord::runtime

@@ -186,6 +186,13 @@ CREATE VIEW {checkpoints} AS
 )sql",
                         fmt::arg("progress", tables.progress), fmt::arg("checkpoints", tables.checkpoints),
                         fmt::arg("replica_sets", tables.replica_sets), fmt::arg("no_writer", kNoWriter))});
+    // Version 5: a projection's failing tries, for `status` (retrying, with
+    // the count and the last error) while its error policy has not decided.
+    list.push_back({5, "projection state: failing tries and the last error",
+                    sql("ALTER TABLE {projection_state} ADD COLUMN IF NOT EXISTS failed_tries INT NOT NULL DEFAULT 0, "
+                        "ADD COLUMN IF NOT EXISTS last_error TEXT NULL, ADD COLUMN IF NOT EXISTS failing_since "
+                        "TIMESTAMPTZ NULL;\n",
+                        fmt::arg("projection_state", tables.projection_state))});
     return list;
 }
 

@@ -30,6 +30,26 @@ boost::asio::awaitable<void> pause_projection(pg::AsyncConnection& connection, c
     co_await connection.exec("NOTIFY " + quote_identifier(channel), pg::Params{}, "tell the other workers");
 }
 
+boost::asio::awaitable<void> record_failed_try(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
+                                               const ProjectionKey& key, int64_t tries, const std::string& error) {
+    const auto params = pg::make_params(key.replica_set, key.projection, std::to_string(tries), error);
+    co_await connection.exec("INSERT INTO " + own_table(store, "projection_state") +
+                                 " AS s (replica_set, projection, failed_tries, last_error, failing_since) VALUES ($1, "
+                                 "$2, $3, $4, now()) ON CONFLICT (replica_set, projection) DO UPDATE SET failed_tries "
+                                 "= EXCLUDED.failed_tries, last_error = EXCLUDED.last_error, failing_since = "
+                                 "coalesce(s.failing_since, now()), updated_at = now()",
+                             params, "record a failed try");
+}
+
+boost::asio::awaitable<void> clear_failed_tries(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
+                                                const ProjectionKey& key) {
+    const auto params = pg::make_params(key.replica_set, key.projection);
+    co_await connection.exec("UPDATE " + own_table(store, "projection_state") +
+                                 " SET failed_tries = 0, last_error = NULL, failing_since = NULL, updated_at = now() "
+                                 "WHERE replica_set = $1 AND projection = $2 AND failed_tries > 0",
+                             params, "forget the failed tries");
+}
+
 boost::asio::awaitable<void> record_dead_letter(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
                                                 const ProjectionKey& key, const DeadLetter& letter) {
     const auto params = pg::make_params(key.replica_set, key.projection, std::to_string(letter.slice),

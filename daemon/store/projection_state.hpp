@@ -43,6 +43,15 @@ boost::asio::awaitable<void> pause_projection(pg::AsyncConnection& connection, c
                                               const ProjectionKey& key, const std::string& reason,
                                               const std::string& channel);
 
+// A try of the projection's events failed (`tries` of them so far): kept for
+// `status` until a batch succeeds again.
+boost::asio::awaitable<void> record_failed_try(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
+                                               const ProjectionKey& key, int64_t tries, const std::string& error);
+
+// A batch succeeded: forgets the failing tries recorded (none: no change).
+boost::asio::awaitable<void> clear_failed_tries(pg::AsyncConnection& connection, const config::EventStoreConfig& store,
+                                                const ProjectionKey& key);
+
 // Records `letter`; a letter for the same event replaces the earlier one. Run
 // it in the transaction that moves the checkpoint past the event.
 boost::asio::awaitable<void> record_dead_letter(pg::AsyncConnection& connection, const config::EventStoreConfig& store,

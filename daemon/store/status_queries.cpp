@@ -91,11 +91,13 @@ StatusQueries::Checkpoints StatusQueries::checkpoints(const std::string& replica
 
 std::optional<StatusQueries::ProjectionState> StatusQueries::projection_state(const std::string& replica_set,
                                                                               const std::string& projection) {
-    const auto rows = db_.exec("SELECT state, coalesce(reason, '') FROM " + own_table(store_, "projection_state") +
-                                   " WHERE replica_set = $1 AND projection = $2",
-                               {replica_set, projection}, "read the projection state");
+    const auto rows =
+        db_.exec("SELECT state, coalesce(reason, ''), failed_tries, coalesce(last_error, '') FROM " +
+                     own_table(store_, "projection_state") + " WHERE replica_set = $1 AND projection = $2",
+                 {replica_set, projection}, "read the projection state");
     if (rows.rows == 0) return std::nullopt;
-    return ProjectionState{rows.at(0, 0).value_or(""), rows.at(0, 1).value_or("")};
+    return ProjectionState{rows.at(0, 0).value_or(""), rows.at(0, 1).value_or(""), number(rows.at(0, 2)),
+                           rows.at(0, 3).value_or("")};
 }
 
 int64_t StatusQueries::dead_letters(const std::string& replica_set, const std::string& projection) {

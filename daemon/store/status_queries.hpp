@@ -61,8 +61,10 @@ public:
     };
     // A projection without a row is running.
     struct ProjectionState {
-        std::string state;   // running, paused or resetting
-        std::string reason;  // why it is paused; empty otherwise
+        std::string state;         // running, paused or resetting
+        std::string reason;        // why it is paused; empty otherwise
+        int64_t failed_tries = 0;  // tries that failed in a row, until a batch succeeds
+        std::string last_error;    // the last of them
     };
 
     StatusQueries(pg::BlockingConnection& connection, const config::EventStoreConfig& store);

@@ -127,3 +127,44 @@ TEST_CASE("the progress line of a projection catching up gives the time left", "
     CHECK(eta >= 0);
     CHECK(eta < 60);
 }
+
+TEST_CASE("status: a projection whose batches fail is retrying, with the tries and the last error, until one succeeds",
+          "[status][retrying]") {
+    EventStoreFixture store("status_retrying");
+    // The first three handler calls fail, a second apart; then all succeed.
+    const std::string projection = "      - name: recorder\n        config: {table: " + store.schema() +
+                                   ".recorded, fail_batches: 3}\n        on_error: {policy: pause, max_attempts: 10, "
+                                   "initial_backoff: 1s, max_backoff: 1s}\n";
+    const std::string config = worker_config(store, "worker.yaml", projection);
+    auto daemon = store.start_daemon(config);
+    REQUIRE(daemon->wait_for_output("ready;", 15s));
+    store.append(5, 5);
+
+    nlohmann::json retrying;
+    REQUIRE(store.wait_until(
+        [&] {
+            const auto report = status_json(config);
+            for (const auto& entry : report["replica_sets"][0]["projections"]) {
+                if (entry["name"] == "recorder" && entry["state"] == "retrying") retrying = entry;
+            }
+            return !retrying.is_null();
+        },
+        15s));
+    INFO(retrying.dump(2));
+    CHECK(retrying["failed_tries"].get<int64_t>() >= 1);
+    CHECK_THAT(retrying["last_error"].get<std::string>(), Catch::Contains("on purpose"));
+    const auto text = run_command({ORCHESTRATORD_BIN, "status", "--config", config});
+    CHECK_THAT(text.output, Catch::Contains("tries failed in a row, last error: ") ||
+                                Catch::Contains("running"));  // it may have recovered in between
+
+    REQUIRE(store.wait_until([&] { return store.recorded() == 5; }, 20s));
+    nlohmann::json recovered;
+    REQUIRE(store.wait_until(
+        [&] {
+            recovered = status_json(config);
+            return state_of(recovered, "recorder") == "running";
+        },
+        10s));
+    CHECK(recovered["replica_sets"][0]["projections"][0]["failed_tries"] == 0);
+    CHECK(recovered["replica_sets"][0]["projections"][0]["last_error"] == "");
+}

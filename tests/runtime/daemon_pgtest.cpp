@@ -266,7 +266,7 @@ TEST_CASE("check-config checks the plugins directory always, the plugins and the
     INFO(unmigrated.output);
     CHECK(unmigrated.status.code == 1);
     CHECK_THAT(unmigrated.output,
-               Catch::Contains("lacks orchestratord's migrations 1,2,3,4: run orchestratord migrate"));
+               Catch::Contains("lacks orchestratord's migrations 1,2,3,4,5: run orchestratord migrate"));
     migrate(good);
     const auto connected = run_command({ORCHESTRATORD_BIN, "check-config", "--connect", "--config", good});
     INFO(connected.output);

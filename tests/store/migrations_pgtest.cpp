@@ -72,7 +72,7 @@ TEST_CASE("migrate creates the event store and orchestratord's tables, and a sec
     const auto second = run_command({ORCHESTRATORD_BIN, "migrate", "--config", file});
     CHECK(second.status.code == 0);
     CHECK_THAT(second.output, Catch::Contains("is up to date"));
-    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 4);
+    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 5);
 }
 
 TEST_CASE("migration 4 carries per-slice checkpoints of an older schema over into checkpoint rows", "[migrate]") {
@@ -127,9 +127,9 @@ TEST_CASE("concurrent migrate runs are safe and apply each migration once", "[mi
         REQUIRE(status);
         CHECK(status->code == 0);
     }
-    // 1 to 4 and the NOTIFY trigger (1000), each once.
-    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 5);
-    CHECK(schema.count("SELECT count(DISTINCT version) FROM " + schema.name + ".orchestratord_schema_migrations") == 5);
+    // 1 to 5 and the NOTIFY trigger (1000), each once.
+    CHECK(schema.count("SELECT count(*) FROM " + schema.name + ".orchestratord_schema_migrations") == 6);
+    CHECK(schema.count("SELECT count(DISTINCT version) FROM " + schema.name + ".orchestratord_schema_migrations") == 6);
 }
 
 TEST_CASE("migrate never alters an existing events table", "[migrate]") {
