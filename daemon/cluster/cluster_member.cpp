@@ -34,8 +34,10 @@ std::string host_name() {
 ClusterMember::ClusterMember(asio::io_context& io, MemberSettings settings)
     : io_(io),
       settings_(std::move(settings)),
+      metrics_(settings_.metrics != nullptr ? settings_.metrics->cluster(settings_.replica_set.name)
+                                            : metrics::ClusterMetrics{}),
       tables_(settings_.event_store, settings_.replica_set.name),
-      coordinator_(tables_, settings_.event_store, settings_.replica_set, ownership_),
+      coordinator_(tables_, settings_.event_store, settings_.replica_set, ownership_, metrics_),
       connection_(std::make_unique<pg::AsyncConnection>(io)),
       wake_timer_(io),
       fence_timer_(io) {
@@ -97,6 +99,9 @@ asio::awaitable<void> ClusterMember::register_worker() {
     ownership_.set_slice_count(slices);
     ownership_.set_owner(worker_id_);
     next_heartbeat_ = std::chrono::steady_clock::now();
+    metrics_.workers_registered.increment();
+    metrics_.current_generation_partitions.set(slices);
+    metrics_.set_state(worker_id_, metrics::WorkerState::running);
     spdlog::info("worker registered {} host={} pid={} version={} session_tag={}", context(), identity.host,
                  identity.pid, identity.version, identity.session_tag);
 }
@@ -117,12 +122,16 @@ asio::awaitable<void> ClusterMember::heartbeat() {
         co_await register_worker();
         co_return co_await heartbeat();
     }
+    metrics_.heartbeat_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+    metrics_.database_reachable.set(1);
+    metrics_.active_workers.set(static_cast<double>(report->generation_members));
     // Self-fencing counts from when the heartbeat was sent: the database's
     // deadline counts from its now(), which is later, so we always stop first.
     ownership_.set_commit_deadline(sent + (rs.stale_worker_timeout - rs.heartbeat_interval));
     if (heartbeat_failing_) {
         spdlog::info("heartbeat works again {}", context());
         heartbeat_failing_ = false;
+        metrics_.set_state(worker_id_, metrics::WorkerState::running);
         need_reconcile_ = true;  // take back what is still ours
     }
     const bool stale = report->stale_workers > 0;
@@ -140,6 +149,15 @@ asio::awaitable<void> ClusterMember::heartbeat() {
         if (due > std::chrono::steady_clock::now()) next_heartbeat_ = std::min(next_heartbeat_, due);
     }
     fence_timer_.cancel();  // re-arm the self-fence watch at the new deadline
+}
+
+// reconfiguration_total counts every generation this worker moved to after
+// its first, whoever wrote it.
+void ClusterMember::follow_generation_in_metrics() {
+    const int64_t generation = ownership_.generation();
+    if (generation == generation_in_metrics_) return;
+    if (generation_in_metrics_ >= 0 && generation > generation_in_metrics_) metrics_.reconfigurations.increment();
+    generation_in_metrics_ = generation;
 }
 
 asio::awaitable<void> ClusterMember::coordinate() {
@@ -205,6 +223,7 @@ asio::awaitable<void> ClusterMember::acquire() {
         ownership_.offer(slice.slice, slice.epoch);
         acquired.push_back(slice.slice);
     }
+    metrics_.partition_assignments.increment(static_cast<double>(acquired.size()));
     if (!acquired.empty()) {
         spdlog::info("acquired slices {} slices={} count={} owned={}", context(), fmt::join(acquired, ","),
                      acquired.size(), ownership_.offered_slices().size());
@@ -226,6 +245,7 @@ asio::awaitable<void> ClusterMember::leave() {
 asio::awaitable<void> ClusterMember::watch_self_fence() {
     const auto check_every = std::max<std::chrono::steady_clock::duration>(settings_.replica_set.heartbeat_interval / 4,
                                                                            std::chrono::milliseconds(20));
+    bool fenced_in_metrics = false;
     while (!stopping_) {
         fence_timer_.expires_after(check_every);
         boost::system::error_code ec;
@@ -238,6 +258,15 @@ asio::awaitable<void> ClusterMember::watch_self_fence() {
                 context(), ownership_.offered_slices().size());
             ownership_.forget_all();
         }
+        const bool fenced = !ownership_.may_commit();
+        if (fenced != fenced_in_metrics) {
+            fenced_in_metrics = fenced;
+            metrics_.self_fenced.set(fenced ? 1 : 0);
+            metrics_.set_state(worker_id_, fenced               ? metrics::WorkerState::self_fenced
+                                           : heartbeat_failing_ ? metrics::WorkerState::heartbeat_failing
+                                                                : metrics::WorkerState::running);
+        }
+        metrics_.slices_owned.set(static_cast<double>(ownership_.offered_slices().size()));
     }
 }
 
@@ -262,6 +291,8 @@ asio::awaitable<void> ClusterMember::run() {
                 need_reconcile_ = false;
                 co_await reconcile();
             }
+            follow_generation_in_metrics();
+            metrics_.slices_owned.set(static_cast<double>(ownership_.offered_slices().size()));
             backoff = std::chrono::milliseconds(100);
             if (woken_) {
                 woken_ = false;
@@ -279,6 +310,8 @@ asio::awaitable<void> ClusterMember::run() {
                 spdlog::error("heartbeat failed {} error=\"{}\" retry_in={}ms", context(), failure, backoff.count());
             }
             heartbeat_failing_ = true;
+            metrics_.database_reachable.set(0);
+            metrics_.set_state(worker_id_, metrics::WorkerState::heartbeat_failing);
             failure.clear();
             connection_->close();
             need_coordinate_ = need_reconcile_ = true;
@@ -290,6 +323,7 @@ asio::awaitable<void> ClusterMember::run() {
         }
     }
     fence_timer_.cancel();
+    metrics_.set_state(worker_id_, metrics::WorkerState::stopping);
     try {
         if (!connection_->ok()) co_await connect();
         co_await leave();

@@ -27,6 +27,7 @@
 #include "cluster/coordinator.hpp"
 #include "cluster/slice_ownership.hpp"
 #include "config/config.hpp"
+#include "metrics/metrics.hpp"
 
 namespace orchestratord::pg {
 class AsyncConnection;
@@ -39,7 +40,8 @@ struct MemberSettings {
     config::EventStoreConfig event_store;
     config::ReplicaSetConfig replica_set;
     std::string version;
-    std::string session_tag;  // in the application_name of every session of this process
+    std::string session_tag;              // in the application_name of every session of this process
+    metrics::Metrics* metrics = nullptr;  // optional
 };
 
 class ClusterMember {
@@ -68,10 +70,12 @@ private:
     boost::asio::awaitable<void> leave();
     boost::asio::awaitable<void> watch_self_fence();
     void poke();
+    void follow_generation_in_metrics();
     std::string context() const;
 
     boost::asio::io_context& io_;
     MemberSettings settings_;
+    metrics::ClusterMetrics metrics_;
     SliceOwnership ownership_;  // also holds the generation this worker follows
     ClusterTables tables_;
     Coordinator coordinator_;
@@ -86,6 +90,7 @@ private:
     bool stale_seen_ = false;  // the last heartbeat saw a stale worker
     bool heartbeat_failing_ = false;
     std::chrono::steady_clock::time_point next_heartbeat_{};
+    int64_t generation_in_metrics_ = -1;  // the generation reconfiguration_total last counted
 };
 
 }  // namespace orchestratord::cluster

@@ -114,7 +114,9 @@ asio::awaitable<std::optional<HeartbeatReport>> ClusterTables::heartbeat(
             "coalesce((SELECT created_at < now() - $4::int8 * interval '1 millisecond' FROM current_generation), "
             "true), "
             "(SELECT (extract(epoch FROM min(w.last_heartbeat) - now()) * 1000 + $3::int8)::int8 FROM " +
-            tables_.workers + " w WHERE w.replica_set = $1 AND w.id <> $2::uuid)",
+            tables_.workers +
+            " w WHERE w.replica_set = $1 AND w.id <> $2::uuid), "
+            "coalesce((SELECT cardinality(members) FROM current_generation), 0)",
         params, "heartbeat");
     if (rows.rows == 0) co_return std::nullopt;
     HeartbeatReport report;
@@ -125,6 +127,7 @@ asio::awaitable<std::optional<HeartbeatReport>> ClusterTables::heartbeat(
     report.generation_overdue = rows.at(0, 4) == "t";
     if (const auto next_stale = rows.at(0, 5))
         report.next_stale_in = std::chrono::milliseconds(std::stoll(*next_stale));
+    report.generation_members = std::stoll(rows.at(0, 6).value_or("0"));
     co_return report;
 }
 

@@ -50,6 +50,7 @@ struct HeartbeatReport {
     // How long until the next other worker turns stale (negative: already
     // is); none when this worker is alone.
     std::optional<std::chrono::milliseconds> next_stale_in;
+    int64_t generation_members = 0;  // the workers the current generation divides the slices among
 };
 
 struct StaleWorker {

@@ -43,8 +43,9 @@ std::string describe(const std::exception_ptr& failure) {
 }  // namespace
 
 Coordinator::Coordinator(ClusterTables& tables, const config::EventStoreConfig& store,
-                         const config::ReplicaSetConfig& settings, SliceOwnership& ownership)
-    : tables_(tables), checkpoints_(store), settings_(settings), ownership_(ownership) {}
+                         const config::ReplicaSetConfig& settings, SliceOwnership& ownership,
+                         metrics::ClusterMetrics& metrics)
+    : tables_(tables), checkpoints_(store), settings_(settings), ownership_(ownership), metrics_(metrics) {}
 
 std::string Coordinator::context() const {
     return ownership_.log_context(settings_.name);
@@ -95,6 +96,7 @@ asio::awaitable<bool> Coordinator::coordinate(pg::AsyncConnection& connection) {
     }
     if (outcome == pg::Outcome::roll_back) co_return true;  // another worker coordinated
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    metrics_.coordination_duration.observe(seconds);
     spdlog::debug("coordinated {} duration_s={:.3f}", context(), seconds);
     co_return true;
 }
@@ -103,6 +105,7 @@ asio::awaitable<bool> Coordinator::coordinate(pg::AsyncConnection& connection) {
 asio::awaitable<bool> Coordinator::coordinate_locked(pg::AsyncConnection& connection, int64_t generation) {
     bool notify = false;
     const auto stale = co_await tables_.remove_stale_workers(connection, milliseconds(settings_.stale_worker_timeout));
+    metrics_.stale_workers_cleaned.increment(static_cast<double>(stale.size()));
     for (const auto& worker : stale) {
         spdlog::warn("removed a stale worker {} stale_worker={} stale_host={} stale_pid={} silent_s={:.1f}", context(),
                      worker.id, worker.host, worker.pid, worker.silent_seconds);
@@ -163,6 +166,8 @@ asio::awaitable<void> Coordinator::write_generation(pg::AsyncConnection& connect
     }
     co_await tables_.write_generation(connection, generation, members, slices, targets);
     ownership_.set_generation(generation);
+    metrics_.generations.increment();
+    metrics_.active_workers.set(static_cast<double>(members.size()));
     spdlog::info("new generation {} workers={} slices={} slices_moving={}", context(), members.size(), current.size(),
                  moved);
 }

@@ -13,6 +13,7 @@
 #include "cluster/cluster_tables.hpp"
 #include "cluster/slice_ownership.hpp"
 #include "config/config.hpp"
+#include "metrics/metrics.hpp"
 #include "store/checkpoint_store.hpp"
 
 namespace orchestratord::pg {
@@ -23,11 +24,11 @@ namespace orchestratord::cluster {
 
 class Coordinator {
 public:
-    // The tables, settings and ownership must outlive the coordinator. The
+    // The tables, settings, ownership and metrics must outlive the coordinator. The
     // generation it writes is recorded in `ownership`, the one place that
     // holds this worker's view of it.
     Coordinator(ClusterTables& tables, const config::EventStoreConfig& store, const config::ReplicaSetConfig& settings,
-                SliceOwnership& ownership);
+                SliceOwnership& ownership, metrics::ClusterMetrics& metrics);
 
     // Ends the sessions of stale workers (before coordinating, outside its
     // transaction: a frozen process may hold rows the coordinator needs).
@@ -49,6 +50,7 @@ private:
     store::CheckpointStore checkpoints_;
     const config::ReplicaSetConfig& settings_;
     SliceOwnership& ownership_;
+    metrics::ClusterMetrics& metrics_;
 };
 
 }  // namespace orchestratord::cluster

@@ -10,7 +10,6 @@
 #include <future>
 #include <optional>
 
-#include "metrics/metrics.hpp"
 #include "pg/async_connection.hpp"
 #include "pg/transaction.hpp"
 #include "plugins/transaction_control.hpp"
@@ -59,13 +58,7 @@ BatchCommit::BatchCommit(asio::io_context& io, const RunnerSettings& settings,
       instance_(instance),
       positions_(positions),
       crash_isolation_(crash_isolation),
-      slow_handler_timer_(io) {
-    if (settings_.metrics != nullptr) {
-        auto& running =
-            settings_.metrics->handler_running_seconds(settings_.replica_set.name, settings_.projection.name);
-        report_handler_running_ = [&running](double seconds) { running.Set(seconds); };
-    }
-}
+      slow_handler_timer_(io) {}
 
 BatchCommit::~BatchCommit() {
     handler_thread_.join();
@@ -131,6 +124,8 @@ asio::awaitable<plugins::CallResult> BatchCommit::call_handler(const store::Even
     const auto started = std::chrono::steady_clock::now();
     watch_slow_handler(started, started + settings_.projection.slow_handler_after);
     const CrashBreadcrumb breadcrumb = crash_isolation_.breadcrumb(handler_first_, handler_last_);
+    const auto& metrics = settings_.projection_metrics;
+    metrics.handler_queue_depth.increment();
     plugins::CallResult result = co_await asio::co_spawn(
         handler_thread_,
         [&]() -> asio::awaitable<plugins::CallResult> {
@@ -143,9 +138,12 @@ asio::awaitable<plugins::CallResult> BatchCommit::call_handler(const store::Even
             co_return handled;
         },
         asio::use_awaitable);
+    metrics.handler_queue_depth.decrement();
+    metrics.processing_duration.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     handler_busy_ = false;
     slow_handler_timer_.cancel();
-    if (report_handler_running_) report_handler_running_(0);
+    metrics.handler_running_seconds.set(0);
     co_return result;
 }
 
@@ -163,7 +161,7 @@ void BatchCommit::watch_slow_handler(std::chrono::steady_clock::time_point start
             "projection handler still running; this projection waits for it, the others go on {} running_s={:.1f} "
             "first_position={} last_position={}",
             runner_context(settings_), seconds, handler_first_, handler_last_);
-        if (report_handler_running_) report_handler_running_(seconds);
+        settings_.projection_metrics.handler_running_seconds.set(seconds);
         watch_slow_handler(started, now + settings_.projection.slow_handler_after);
     });
 }

@@ -105,7 +105,6 @@ private:
     int64_t handler_first_ = 0;  // positions of the call in progress
     int64_t handler_last_ = 0;
     boost::asio::steady_timer slow_handler_timer_;
-    std::function<void(double seconds)> report_handler_running_;  // the metric, when there are metrics
     // Plugin code runs here, never on the event loop; one thread per
     // projection, so a handler that never returns stalls only its projection.
     // Last member: joined first on destruction, before anything it may use.

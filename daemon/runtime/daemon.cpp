@@ -1,5 +1,6 @@
 #include "runtime/daemon.hpp"
 
+#include <orchestratord/plugin_abi.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "metrics/metrics.hpp"
 #include "pg/connection_pool.hpp"
 #include "runtime/config_diff.hpp"
+#include "runtime/metrics_sampler.hpp"
 #include "runtime/plugin_reload.hpp"
 #include "runtime/projection_pool.hpp"
 #include "runtime/projection_runner.hpp"
@@ -89,6 +91,8 @@ public:
         plugins_.emplace(std::move(checked->scan));
 
         asio::co_spawn(io_, handle_signals(), asio::detached);
+        metrics_.set_build_info(ORCHESTRATORD_VERSION,
+                                std::to_string(ORCH_PLUGIN_ABI_MAJOR) + "." + std::to_string(ORCH_PLUGIN_ABI_MINOR));
         start_http();
         start_members();
         start_runners(std::move(checked->projections));
@@ -121,8 +125,8 @@ private:
     // One cluster member per replica set: each is an independent cluster.
     void start_members() {
         for (const auto& replica_set : config_.replica_sets) {
-            cluster::MemberSettings settings{config_.database.url, config_.event_store, replica_set,
-                                             ORCHESTRATORD_VERSION, session_tag_};
+            cluster::MemberSettings settings{config_.database.url,  config_.event_store, replica_set,
+                                             ORCHESTRATORD_VERSION, session_tag_,        &metrics_};
             auto& member = members_.emplace_back(std::make_unique<cluster::ClusterMember>(io_, settings));
             members_running_.started();
             asio::co_spawn(io_, member->run(), when_ended("a cluster member", [this] { members_running_.ended(); }));
@@ -158,6 +162,7 @@ private:
             settings.notify_available = notify_available_;
             settings.coalescer = &coalescer_;
             settings.metrics = &metrics_;
+            settings.projection_metrics = metrics_.projection(instance->replica_set(), instance->name());
             settings.state_directory = state_directory_;
             for (const auto& replica_set : config_.replica_sets) {
                 if (replica_set.name != instance->replica_set()) continue;
@@ -166,15 +171,17 @@ private:
                     if (projection.name == instance->name()) settings.projection = projection;
                 }
             }
-            if (const auto* plugin = plugins_->scan().find(instance->name(), settings.projection.plugin)) {
-                settings.scope = declared_scope(*plugin, instance->name());
-            }
+            const auto* plugin = plugins_->scan().find(instance->name(), settings.projection.plugin);
+            if (plugin != nullptr) settings.scope = declared_scope(*plugin, instance->name());
             settings.ownership = &member_of(instance->replica_set()).ownership();
             auto& runner =
                 runners_.emplace_back(std::make_unique<ProjectionRunner>(io_, settings, std::move(instance)));
+            if (plugin != nullptr) runner->report_plugin(plugin->name, plugin->version);
             runners_running_.started();
             asio::co_spawn(io_, runner->run(), when_ended("a projection runner", [this] { runners_running_.ended(); }));
         }
+        sampler_ = std::make_unique<MetricsSampler>(io_, metrics_, *pool_, config_);
+        asio::co_spawn(io_, sampler_->run(), asio::detached);
         // A changed slice assignment wakes the replica set's runners, so they
         // switch at their next batch boundary even when idle.
         for (auto& member : members_) {
@@ -216,6 +223,7 @@ private:
         const auto deadline = Clock::now() + bound;
 
         if (listener_) listener_->stop();
+        if (sampler_) sampler_->stop();
 
         for (auto& runner : runners_) runner->stop();
         const bool drained = co_await runners_running_.none_by(deadline);
@@ -349,6 +357,7 @@ private:
     RunningCount members_running_{io_};
     std::unique_ptr<pg::ConnectionPool> pool_;  // the projections' connections
     std::unique_ptr<WakeupListener> listener_;
+    std::unique_ptr<MetricsSampler> sampler_;
     std::vector<std::unique_ptr<ProjectionRunner>> runners_;
     RunningCount runners_running_{io_};
 };

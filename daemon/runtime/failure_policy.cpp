@@ -187,6 +187,8 @@ asio::awaitable<FailurePolicy::Delivery> FailurePolicy::deliver_with_retries(pg:
     Delivery delivery;
     delivery.attempts = retry.tried;
     for (;;) {
+        // Events that failed before, in their batch or alone, are tried again.
+        if (delivery.attempts > 0) settings_.projection_metrics.retries.increment();
         delivery.result = co_await commit_.deliver(lease, batch, begin, end, checkpoint);
         ++delivery.attempts;
         for (size_t i = begin; i < end; ++i) rules_.record(batch.events[i].global_position, delivery.result.ok);
@@ -196,6 +198,7 @@ asio::awaitable<FailurePolicy::Delivery> FailurePolicy::deliver_with_retries(pg:
             failures_recorded_ = false;
             co_return delivery;
         }
+        settings_.projection_metrics.errors.increment();
         spdlog::error(
             "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
             runner_context(settings_), delivery.attempts, rules_.max_attempts(), batch.events[begin].global_position,
@@ -251,6 +254,7 @@ asio::awaitable<void> FailurePolicy::dead_letter(pg::AsyncConnection& connection
         if (!written) throw SlicesLost();  // rolled back: the slice's new owner delivers the event
         co_return pg::Outcome::commit;
     });
+    settings_.projection_metrics.dead_letters.increment();
     spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error=\"{}\"",
                   runner_context(settings_), event.global_position, event.event_id, event.event_type, attempts, error);
 }
@@ -258,6 +262,7 @@ asio::awaitable<void> FailurePolicy::dead_letter(pg::AsyncConnection& connection
 void FailurePolicy::count_handled(int64_t position, int64_t events) {
     positions_.advance(position);
     handled_ += events;
+    settings_.projection_metrics.events_processed.increment(static_cast<double>(events));
 }
 
 asio::awaitable<void> FailurePolicy::commit_checkpoint(pg::AsyncConnection& connection, int64_t checkpoint) {

@@ -71,6 +71,7 @@ void PluginReload::rescan(const config::Config& config, const std::vector<std::u
             auto next = std::make_unique<plugins::ProjectionInstance>(*plugin, name, runner->projection().config_json,
                                                                       runner->replica_set());
             runner->replace_instance(std::move(next), declared_scope(*plugin, name));
+            runner->report_plugin(plugin->name, plugin->version);
             spdlog::info(
                 "reload: replica set \"{}\": projection \"{}\" switches to plugin {} version {} at its next "
                 "batch boundary",

@@ -43,7 +43,11 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, RunnerSettings settings
                     .stopping = [this] { return stopping_; },
                     .boundary_wanted = [this] { return boundary_wanted(); },
                     .back_off = [this](std::chrono::milliseconds duration) { return back_off(duration); },
-                    .paused = [this] { paused_ = true; },
+                    .paused =
+                        [this] {
+                            paused_ = true;
+                            settings_.projection_metrics.paused.set(1);
+                        },
                 }),
       read_ahead_(
           io, *settings_.pool,
@@ -54,9 +58,8 @@ ProjectionRunner::ProjectionRunner(asio::io_context& io, RunnerSettings settings
       progress_(settings_) {
     ownership_slot_ = settings_.ownership->attach();
     if (settings_.metrics != nullptr) {
-        auto& blocked =
-            settings_.metrics->reader_blocked_seconds(settings_.replica_set.name, settings_.projection.name);
-        reader_.report_waiting([&blocked](double seconds) { blocked.Set(seconds); });
+        reader_.report_waiting(
+            [blocked = settings_.projection_metrics.reader_blocked_seconds](double seconds) { blocked.set(seconds); });
     }
 }
 
@@ -271,6 +274,12 @@ asio::awaitable<void> ProjectionRunner::load_state(pg::AsyncConnection& connecti
                      state.reason);
     }
     paused_ = state.paused;
+    settings_.projection_metrics.paused.set(paused_ ? 1 : 0);
+}
+
+void ProjectionRunner::report_plugin(const std::string& plugin, const std::string& version) {
+    if (settings_.metrics == nullptr) return;
+    settings_.metrics->set_plugin_info(settings_.replica_set.name, settings_.projection.name, plugin, version);
 }
 
 // Called between batches only: no handler of this runner is running and no

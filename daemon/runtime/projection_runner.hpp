@@ -59,6 +59,8 @@ public:
     // A new version of the plugin (SIGHUP after a rename into place): it takes
     // over at the next batch boundary; the old instance is destroyed then.
     void replace_instance(std::unique_ptr<plugins::ProjectionInstance> next, store::Scope scope);
+    // plugin_info for this projection: which plugin and version it runs.
+    void report_plugin(const std::string& plugin, const std::string& version);
 
 private:
     using Lease = pg::ConnectionPool::Lease;

@@ -8,12 +8,9 @@
 
 #include "cluster/slice_ownership.hpp"
 #include "config/config.hpp"
+#include "metrics/metrics.hpp"
 #include "store/gap_safe_reader.hpp"
 #include "store/read_coalescer.hpp"
-
-namespace orchestratord::metrics {
-class Metrics;
-}  // namespace orchestratord::metrics
 
 namespace orchestratord::pg {
 class ConnectionPool;
@@ -27,11 +24,12 @@ struct RunnerSettings {
     config::ReplicaSetConfig replica_set;
     config::ProjectionConfig projection;
     store::Scope scope;
-    bool notify_available = false;                 // the NOTIFY trigger exists: idle runners need not poll
-    store::ReadCoalescer* coalescer = nullptr;     // shared by every runner of the process
-    cluster::SliceOwnership* ownership = nullptr;  // the slices this worker owns in the replica set
-    metrics::Metrics* metrics = nullptr;           // optional
-    std::string state_directory;                   // crash breadcrumbs; empty: crash isolation is off
+    bool notify_available = false;                  // the NOTIFY trigger exists: idle runners need not poll
+    store::ReadCoalescer* coalescer = nullptr;      // shared by every runner of the process
+    cluster::SliceOwnership* ownership = nullptr;   // the slices this worker owns in the replica set
+    metrics::Metrics* metrics = nullptr;            // optional
+    metrics::ProjectionMetrics projection_metrics;  // this projection's families (no-ops without metrics)
+    std::string state_directory;                    // crash breadcrumbs; empty: crash isolation is off
 };
 
 // "replica_set=... projection=... worker=... generation=..." for log lines;

@@ -32,7 +32,8 @@ struct Cluster {
     config::EventStoreConfig event_store;
     config::ReplicaSetConfig settings;
     ClusterTables tables;
-    SliceOwnership ownership;  // the coordinating member's
+    SliceOwnership ownership;         // the coordinating member's
+    metrics::ClusterMetrics metrics;  // no registry: updates do nothing
     Coordinator coordinator;
 
     explicit Cluster(const std::string& label)
@@ -40,7 +41,7 @@ struct Cluster {
           event_store{store.schema(), "events", "aggregate_heads", "projection_checkpoints"},
           settings(replica_set()),
           tables(event_store, kReplicaSet),
-          coordinator(tables, event_store, settings, ownership) {}
+          coordinator(tables, event_store, settings, ownership, metrics) {}
 
     static config::ReplicaSetConfig replica_set() {
         config::ReplicaSetConfig rs;
