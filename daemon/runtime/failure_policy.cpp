@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cluster/cluster_member.hpp"
+#include "log/quoted.hpp"
 #include "pg/async_connection.hpp"
 #include "pg/transaction.hpp"
 #include "store/projection_state.hpp"
@@ -192,9 +193,9 @@ asio::awaitable<FailurePolicy::Delivery> FailurePolicy::deliver_with_retries(pg:
         for (size_t i = begin; i < end; ++i) rules_.record(batch.events[i].global_position, delivery.result.ok);
         if (delivery.result.ok) co_return delivery;
         spdlog::error(
-            "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
+            "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error={}",
             runner_context(settings_), delivery.attempts, rules_.max_attempts(), batch.events[begin].global_position,
-            batch.events[end - 1].global_position, delivery.result.error);
+            batch.events[end - 1].global_position, log::quoted(delivery.result.error));
         if (delivery.attempts >= retry.limit) co_return delivery;
         if (!co_await back_off_for_retry(lease, retry.backoff)) {
             spdlog::info(
@@ -226,8 +227,8 @@ asio::awaitable<void> FailurePolicy::pause(pg::AsyncConnection& connection, cons
     const std::string channel = cluster::cluster_channel(settings_.event_store);
     co_await store::pause_projection(connection, settings_.event_store, key, reason, channel);
     runner_.paused();
-    spdlog::error("projection paused after repeated failures; other projections continue {} reason=\"{}\"",
-                  runner_context(settings_), reason);
+    spdlog::error("projection paused after repeated failures; other projections continue {} reason={}",
+                  runner_context(settings_), log::quoted(reason));
 }
 
 // The dead letter and the checkpoint past its event commit together.
@@ -243,8 +244,9 @@ asio::awaitable<void> FailurePolicy::dead_letter(pg::AsyncConnection& connection
         if (!written) throw SlicesLost();  // rolled back: the slice's new owner delivers the event
         co_return pg::Outcome::commit;
     });
-    spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error=\"{}\"",
-                  runner_context(settings_), event.global_position, event.event_id, event.event_type, attempts, error);
+    spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error={}",
+                  runner_context(settings_), event.global_position, event.event_id, event.event_type, attempts,
+                  log::quoted(error));
 }
 
 void FailurePolicy::count_handled(int64_t position, int64_t events) {
