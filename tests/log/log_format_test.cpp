@@ -58,7 +58,7 @@ TEST_CASE("a JSON log line has the sentence in msg and each key=value field as i
     CHECK(entry["attempt"] == "1/3");
 }
 
-TEST_CASE("numbers in JSON log lines: signs and decimals are numbers; leading zeros and exponents are not",
+TEST_CASE("numbers in JSON log lines: signs and decimals are numbers but leading zeros and exponents are not",
           "[log][json]") {
     const auto entry = json_entry("figures a=-5 b=0 c=-0.5 d=007 e=1e5 f=1. g=.5 h=99999999999999999999 i=1.2.3");
     CHECK(entry["a"] == -5);
@@ -72,7 +72,8 @@ TEST_CASE("numbers in JSON log lines: signs and decimals are numbers; leading ze
     CHECK(entry["i"] == "1.2.3");
 }
 
-TEST_CASE("quoted values come back unescaped: quotes\\, backslashes\\, newlines and spaces", "[log][json]") {
+TEST_CASE("quoted values come back unescaped with their quotes and backslashes and newlines and spaces",
+          "[log][json]") {
     const std::string error = "relation \"a b\" does not exist\nLINE 1: SELECT * FROM a\\b\n\ttab\x01 end\n";
     const auto entry = json_entry("heartbeat failed replica_set=main error=" + log::quoted(error) + " retry_in=200ms");
     CHECK(entry["msg"] == "heartbeat failed");
