@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "cluster/slice_reconciler.hpp"
+#include "log/quoted.hpp"
 #include "pg/async_connection.hpp"
 
 namespace orchestratord::cluster {
@@ -307,7 +308,8 @@ asio::awaitable<void> ClusterMember::run() {
         }
         if (!failure.empty()) {
             if (!heartbeat_failing_ || backoff >= std::chrono::milliseconds(1000)) {
-                spdlog::error("heartbeat failed {} error=\"{}\" retry_in={}ms", context(), failure, backoff.count());
+                spdlog::error("heartbeat failed {} error={} retry_in={}ms", context(), log::quoted(failure),
+                              backoff.count());
             }
             heartbeat_failing_ = true;
             metrics_.database_reachable.set(0);
@@ -328,8 +330,8 @@ asio::awaitable<void> ClusterMember::run() {
         if (!connection_->ok()) co_await connect();
         co_await leave();
     } catch (const std::exception& e) {
-        spdlog::error("could not unregister; the others will remove this worker as stale {} error=\"{}\"", context(),
-                      e.what());
+        spdlog::error("could not unregister; the others will remove this worker as stale {} error={}", context(),
+                      log::quoted(e.what()));
     }
     connection_->close();
 }

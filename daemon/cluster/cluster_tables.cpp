@@ -163,7 +163,7 @@ asio::awaitable<std::vector<StaleWorker>> ClusterTables::remove_stale_workers(pg
     const auto params = pg::make_params(replica_set_, milliseconds(stale_after));
     const auto rows = co_await connection.exec(
         "DELETE FROM " + tables_.workers + " w WHERE w.replica_set = $1 AND " + is_stale("w", "$2") +
-            " RETURNING w.id, w.host, w.pid, extract(epoch FROM now() - w.last_heartbeat)::float8",
+            " RETURNING w.id, w.host, w.pid, extract(epoch FROM clock_timestamp() - w.last_heartbeat)::float8",
         params, "remove stale workers");
     std::vector<StaleWorker> removed;
     for (int64_t i = 0; i < rows.rows; ++i) {

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "cluster/slice_assigner.hpp"
+#include "log/quoted.hpp"
 #include "pg/async_connection.hpp"
 #include "pg/transaction.hpp"
 
@@ -91,7 +92,7 @@ asio::awaitable<bool> Coordinator::coordinate(pg::AsyncConnection& connection) {
         // Usually the lock timeout (a batch holds a slice row): rolled back,
         // try again next tick. A lost connection goes up to the caller.
         if (!connection.ok() || !is_sql_error(failure)) std::rethrow_exception(failure);
-        spdlog::debug("coordination gave up this tick {} error=\"{}\"", context(), describe(failure));
+        spdlog::debug("coordination gave up this tick {} error={}", context(), log::quoted(describe(failure)));
         co_return false;
     }
     if (outcome == pg::Outcome::roll_back) co_return true;  // another worker coordinated

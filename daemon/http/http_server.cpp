@@ -1,4 +1,5 @@
 #include "http/http_server.hpp"
+#include "log/quoted.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -122,9 +123,9 @@ asio::awaitable<void> HttpServer::accept_loop() {
             // (or the daemon's own database connections) can get on.
             if (!accept_failing) {
                 spdlog::warn(
-                    "http accept failed, pausing new connections error=\"{}\" open_connections={} "
+                    "http accept failed, pausing new connections error={} open_connections={} "
                     "retry_in={}ms",
-                    ec.message(), open_connections_, retry.count());
+                    log::quoted(ec.message()), open_connections_, retry.count());
                 accept_failing = true;
             }
             accept_retry_.expires_after(retry);
@@ -168,7 +169,7 @@ asio::awaitable<void> HttpServer::serve(tcp::socket socket) {
         boost::system::error_code ignored;
         stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     } catch (const std::exception& e) {
-        spdlog::warn("http request failed error=\"{}\"", e.what());
+        spdlog::warn("http request failed error={}", log::quoted(e.what()));
     }
     stream.close();
     // Called here rather than from a guard's destructor: when the daemon

@@ -1,4 +1,5 @@
 #include "runtime/config_diff.hpp"
+#include "log/quoted.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -48,11 +49,11 @@ void log_config_diff(const ConfigDiff& diff) {
         if (!change.to) {
             spdlog::warn("config removed key={} applied=after-restart", change.path);
         } else if (change.applied == KeyChange::Applied::now) {
-            spdlog::info("config changed key={} from=\"{}\" to=\"{}\" applied=now", change.path, *change.from,
-                         *change.to);
+            spdlog::info("config changed key={} from={} to={} applied=now", change.path, log::quoted(*change.from),
+                         log::quoted(*change.to));
         } else {
-            spdlog::warn("config changed key={} from=\"{}\" to=\"{}\" applied=after-restart", change.path,
-                         change.from.value_or("(unset)"), *change.to);
+            spdlog::warn("config changed key={} from={} to={} applied=after-restart", change.path,
+                         log::quoted(change.from.value_or("(unset)")), log::quoted(*change.to));
         }
     }
     if (diff.changes.empty()) spdlog::info("config unchanged");

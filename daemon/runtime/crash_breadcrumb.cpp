@@ -1,4 +1,5 @@
 #include "runtime/crash_breadcrumb.hpp"
+#include "log/quoted.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -260,8 +261,8 @@ void CrashIsolation::load() {
     if (!valid) {
         spdlog::warn(
             "ignoring a crash breadcrumb file that is not one of this projection's replica_set={} "
-            "projection={} file={} content=\"{}\"",
-            replica_set_, projection_, file_, text.substr(0, 200));
+            "projection={} file={} content={}",
+            replica_set_, projection_, file_, log::quoted(text.substr(0, 200)));
         std::remove(file_.c_str());
         return;
     }
@@ -273,7 +274,7 @@ void CrashIsolation::load() {
                                                          "crashes it";
     spdlog::error(
         "the process crashed in this projection's handler; {} replica_set={} projection={} signal={} "
-        "first_position={} last_position={} crash {} of crash_limit={}",
+        "first_position={} last_position={} crashes={} crash_limit={}",
         next, replica_set_, projection_, suspect.signal, suspect.first, suspect.last, suspect.crashes, crash_limit_);
     suspect_ = std::move(suspect);
 }

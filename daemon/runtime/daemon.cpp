@@ -21,6 +21,7 @@
 #include "cluster/cluster_member.hpp"
 #include "http/http_server.hpp"
 #include "log/logging.hpp"
+#include "log/quoted.hpp"
 #include "metrics/metrics.hpp"
 #include "pg/connection_pool.hpp"
 #include "runtime/config_diff.hpp"
@@ -82,8 +83,8 @@ public:
     int run() {
         for (const auto& warning : config_.warnings) spdlog::warn("configuration warning: {}", warning);
         spdlog::info("starting orchestratord pid={} config={} replica_sets={} session_tag={}", ::getpid(),
-                     config_.file.empty() ? "(environment only)" : config_.file, config_.replica_sets.size(),
-                     session_tag_);
+                     log::quoted(config_.file.empty() ? "(environment only)" : config_.file),
+                     config_.replica_sets.size(), session_tag_);
         auto checked = run_startup_checks(config_);
         if (!checked) return kExitStartupFailed;
         state_directory_ = checked->state_directory;
@@ -289,7 +290,7 @@ private:
                 std::_Exit(kExitStartupFailed);
             }
             stopping_ = true;
-            spdlog::info("got stop signal signal={}, stopping gracefully", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+            spdlog::info("got a stop signal, stopping gracefully signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
             notifier_.stopping();
             // Should the sequence fail, the loop stops all the same.
             asio::co_spawn(io_, stop_in_order(), when_ended("the shutdown", [this] { io_.stop(); }));

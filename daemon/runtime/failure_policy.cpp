@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cluster/cluster_member.hpp"
+#include "log/quoted.hpp"
 #include "pg/async_connection.hpp"
 #include "pg/transaction.hpp"
 #include "store/projection_state.hpp"
@@ -200,9 +201,9 @@ asio::awaitable<FailurePolicy::Delivery> FailurePolicy::deliver_with_retries(pg:
         }
         settings_.projection_metrics.errors.increment();
         spdlog::error(
-            "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error=\"{}\"",
+            "projection failed to handle a batch {} attempt={}/{} first_position={} last_position={} error={}",
             runner_context(settings_), delivery.attempts, rules_.max_attempts(), batch.events[begin].global_position,
-            batch.events[end - 1].global_position, delivery.result.error);
+            batch.events[end - 1].global_position, log::quoted(delivery.result.error));
         co_await store::record_failed_try(lease.connection(), settings_.event_store, key, delivery.attempts,
                                           delivery.result.error);
         failures_recorded_ = true;
@@ -237,8 +238,8 @@ asio::awaitable<void> FailurePolicy::pause(pg::AsyncConnection& connection, cons
     const std::string channel = cluster::cluster_channel(settings_.event_store);
     co_await store::pause_projection(connection, settings_.event_store, key, reason, channel);
     runner_.paused();
-    spdlog::error("projection paused after repeated failures; other projections continue {} reason=\"{}\"",
-                  runner_context(settings_), reason);
+    spdlog::error("projection paused after repeated failures; other projections continue {} reason={}",
+                  runner_context(settings_), log::quoted(reason));
 }
 
 // The dead letter and the checkpoint past its event commit together.
@@ -255,8 +256,9 @@ asio::awaitable<void> FailurePolicy::dead_letter(pg::AsyncConnection& connection
         co_return pg::Outcome::commit;
     });
     settings_.projection_metrics.dead_letters.increment();
-    spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error=\"{}\"",
-                  runner_context(settings_), event.global_position, event.event_id, event.event_type, attempts, error);
+    spdlog::error("dead-lettered an event {} position={} event_id={} event_type={} attempts={} error={}",
+                  runner_context(settings_), event.global_position, event.event_id, event.event_type, attempts,
+                  log::quoted(error));
 }
 
 void FailurePolicy::count_handled(int64_t position, int64_t events) {

@@ -8,6 +8,7 @@
 #include <climits>
 #include <iterator>
 
+#include "log/quoted.hpp"
 #include "metrics/metrics.hpp"
 #include "pg/async_connection.hpp"
 #include "store/checkpoint_store.hpp"
@@ -128,7 +129,7 @@ asio::awaitable<void> ProjectionRunner::run() {
         }
         if (!failure.empty()) {
             if (stopping_) break;
-            spdlog::warn("database error, reconnecting {} error=\"{}\" retry_in={}ms", context(), failure,
+            spdlog::warn("database error, reconnecting {} error={} retry_in={}ms", context(), log::quoted(failure),
                          reconnect_backoff.count());
             failure.clear();
             prepared_ = false;
@@ -145,7 +146,7 @@ asio::awaitable<void> ProjectionRunner::run() {
             Lease lease = co_await settings_.pool->acquire();
             co_await sweep_checkpoints(lease.connection());
         } catch (const std::exception& e) {
-            spdlog::warn("could not write final checkpoints {} error=\"{}\"", context(), e.what());
+            spdlog::warn("could not write final checkpoints {} error={}", context(), log::quoted(e.what()));
         }
     }
     spdlog::info("projection stopped {} handled={}", context(), failures_.handled());
@@ -270,8 +271,8 @@ asio::awaitable<void> ProjectionRunner::load_state(pg::AsyncConnection& connecti
     const store::ProjectionKey key{settings_.replica_set.name, settings_.projection.name};
     const store::ProjectionState state = co_await store::read_projection_state(connection, settings_.event_store, key);
     if (state.paused && !paused_) {
-        spdlog::warn("projection is paused; it stays stopped until it is resumed {} reason=\"{}\"", context(),
-                     state.reason);
+        spdlog::warn("projection is paused; it stays stopped until it is resumed {} reason={}", context(),
+                     log::quoted(state.reason));
     }
     paused_ = state.paused;
     settings_.projection_metrics.paused.set(paused_ ? 1 : 0);

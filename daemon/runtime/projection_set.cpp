@@ -1,4 +1,5 @@
 #include "runtime/projection_set.hpp"
+#include "log/quoted.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -54,7 +55,7 @@ void log_plugin_scan(const plugins::PluginScan& scan) {
                      plugin.abi_major, plugin.abi_minor, names, plugin.file);
     }
     for (const auto& refused : scan.refused) {
-        spdlog::error("refused plugin file={} reason=\"{}\"", refused.file, refused.reason);
+        spdlog::error("refused plugin file={} reason={}", refused.file, log::quoted(refused.reason));
     }
     for (const auto& file : scan.skipped) spdlog::debug("ignoring a file that is not a *.so plugin file={}", file);
 }

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "async/event.hpp"
+#include "log/quoted.hpp"
 
 namespace orchestratord::runtime {
 namespace asio = boost::asio;
@@ -49,7 +50,7 @@ asio::awaitable<std::shared_ptr<ReadAhead::Pending>> ReadAhead::start(store::Rea
     try {
         second = co_await pool_.try_acquire();
     } catch (const std::exception& e) {
-        spdlog::debug("no connection for reading ahead {} error=\"{}\"", context_(), e.what());
+        spdlog::debug("no connection for reading ahead {} error={}", context_(), log::quoted(e.what()));
     }
     if (!second) co_return nullptr;
     auto pending = std::make_shared<Pending>(io_);
@@ -60,7 +61,7 @@ asio::awaitable<std::shared_ptr<ReadAhead::Pending>> ReadAhead::start(store::Rea
                 pending->batch = co_await read_(lease.connection(), next);
             } catch (const std::exception& e) {
                 // The connection is in an unknown state: the pool drops it.
-                spdlog::debug("prefetch failed {} error=\"{}\"", context_(), e.what());
+                spdlog::debug("prefetch failed {} error={}", context_(), log::quoted(e.what()));
                 lease.connection().close();
             }
             lease.reset();

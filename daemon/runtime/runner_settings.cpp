@@ -1,4 +1,5 @@
 #include "runtime/runner_settings.hpp"
+#include "log/quoted.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -20,8 +21,8 @@ void warn_blocked_writers(const RunnerSettings& settings, const std::vector<stor
         if (!writer.prepared_gid.empty()) {
             spdlog::warn(
                 "reader blocked by a prepared transaction on the events table; it holds back every projection "
-                "until COMMIT PREPARED or ROLLBACK PREPARED {} gid=\"{}\" prepared_s={:.1f} waited_s={:.1f}",
-                runner_context(settings), writer.prepared_gid, writer.open_seconds,
+                "until COMMIT PREPARED or ROLLBACK PREPARED {} gid={} prepared_s={:.1f} waited_s={:.1f}",
+                runner_context(settings), log::quoted(writer.prepared_gid), writer.open_seconds,
                 std::chrono::duration<double>(waited).count());
             continue;
         }

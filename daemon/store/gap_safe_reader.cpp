@@ -327,7 +327,7 @@ asio::awaitable<void> GapSafeReader::wait_for_writers(pg::AsyncConnection& conne
     for (;;) {
         if (stopped_) throw ReadStopped();
         const auto open = co_await connection.exec(
-            "SELECT l.pid, coalesce(extract(epoch FROM now() - coalesce(a.xact_start, p.prepared)), 0)::float8, "
+            "SELECT l.pid, extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, p.prepared))::float8, "
             "p.gid FROM pg_locks l "
             "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
             "LEFT JOIN pg_locks x ON l.pid IS NULL AND x.locktype = 'transactionid' "
@@ -340,9 +340,16 @@ asio::awaitable<void> GapSafeReader::wait_for_writers(pg::AsyncConnection& conne
         const auto now = std::chrono::steady_clock::now();
         if (on_waiting_) on_waiting_(std::chrono::duration<double>(now - started).count());
         if (now >= next_report && on_blocked_) {
+            // pg_stat_activity shows xact_start only for sessions of the
+            // reader's own role (or with pg_read_all_stats); for another
+            // role's writer the reader's own wait is the best figure: it
+            // has been open at least that long.
+            const double waited = std::chrono::duration<double>(now - started).count();
             std::vector<BlockedWriter> blocked;
             for (int64_t row = 0; row < open.rows; ++row) {
-                blocked.push_back({std::stoi(open.at(row, 0).value_or("0")), std::stod(open.at(row, 1).value_or("0")),
+                const auto open_seconds = open.at(row, 1);
+                blocked.push_back({std::stoi(open.at(row, 0).value_or("0")),
+                                   open_seconds ? std::max(std::stod(*open_seconds), waited) : waited,
                                    open.at(row, 2).value_or("")});
             }
             on_blocked_(blocked, now - started);

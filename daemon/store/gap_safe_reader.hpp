@@ -50,7 +50,8 @@ struct ReadRequest {
 };
 
 // Called while the reader waits for an open writer: its pid and how long its
-// transaction has been open.
+// transaction has been open (at least as long as the reader has waited for
+// it, which is all it knows of another role's transaction).
 struct BlockedWriter {
     int32_t pid = 0;  // 0 for a prepared transaction: no backend runs it
     double open_seconds = 0;

@@ -285,3 +285,29 @@ TEST_CASE("the sessions of a stale worker are ended, those of a live one are not
         CHECK(answer.rows == 1);
     });
 }
+
+TEST_CASE("a stale worker's silence is measured when it is removed, not when the transaction began",
+          "[cluster][tables]") {
+    Cluster cluster("cltables_silence");
+    test::run_on_loop([&](asio::io_context& io) -> asio::awaitable<void> {
+        pg::AsyncConnection connection(io);
+        co_await connection.connect(test::pg_url(), "cluster-tables-test");
+        auto& tables = cluster.tables;
+        co_await tables.register_replica_set(connection, 4);
+        const std::string silent = co_await tables.register_worker(connection, identity("silent"));
+        // The coordination transaction has been open a while (lock waits,
+        // a slow round trip) when the worker's row is removed.
+        co_await connection.exec("BEGIN", pg::Params{}, "begin");
+        co_await connection.exec("SELECT pg_sleep(2)", pg::Params{}, "hold the transaction open");
+        cluster.store.db().exec("UPDATE " + cluster.store.schema() +
+                                    ".orchestratord_workers SET last_heartbeat = clock_timestamp() - interval "
+                                    "'30 seconds' WHERE id = $1",
+                                {silent});
+        const auto removed = co_await tables.remove_stale_workers(connection, kStaleAfter);
+        co_await connection.exec("COMMIT", pg::Params{}, "commit");
+        REQUIRE(removed.size() == 1);
+        CHECK(removed[0].id == silent);
+        CHECK(removed[0].silent_seconds >= 30.0);
+        CHECK(removed[0].silent_seconds < 40.0);
+    });
+}

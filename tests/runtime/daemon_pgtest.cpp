@@ -81,7 +81,7 @@ TEST_CASE("the daemon reports READY to systemd and stops within a second on SIGT
     CHECK(status->code == 0);
     CHECK(took < 1s);
     CHECK(daemon.notify.wait_for("STOPPING=1", 1s));
-    CHECK_THAT(daemon.process->output(), Catch::Contains("got stop signal signal=SIGTERM"));
+    CHECK_THAT(daemon.process->output(), Catch::Contains("got a stop signal, stopping gracefully signal=SIGTERM"));
 }
 
 TEST_CASE("SIGINT stops the daemon gracefully too", "[daemon]") {

@@ -4,10 +4,13 @@
 // open one; stop() ends a wait at once.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "pg/async_connection.hpp"
@@ -53,13 +56,40 @@ struct PreparedGuard {
     }
 };
 
+// A login role without pg_read_all_stats that may read the fixture's
+// tables: pg_stat_activity hides other roles' transaction start from it, as
+// it does from an orchestratord role that is not the application's.
+struct ReaderRole {
+    pg::BlockingConnection& db;
+    std::string name;
+    ReaderRole(pg::BlockingConnection& owner, const std::string& schema)
+        : db(owner), name("gsr_reader_" + std::to_string(::getpid())) {
+        db.exec("DROP ROLE IF EXISTS " + name);
+        db.exec("CREATE ROLE " + name + " LOGIN");
+        db.exec("GRANT USAGE ON SCHEMA " + schema + " TO " + name);
+        db.exec("GRANT SELECT ON ALL TABLES IN SCHEMA " + schema + " TO " + name);
+    }
+    ~ReaderRole() {
+        try {
+            db.exec("DROP OWNED BY " + name);
+            db.exec("DROP ROLE " + name);
+        } catch (...) {  // a session of it still open: the next run drops it first
+        }
+    }
+    std::string url() const {
+        return "postgresql://" + name + "@" + test::env_or("PGHOST", "127.0.0.1") + ":" +
+               test::env_or("PGPORT", "5432") + "/" + test::env_or("PGDATABASE", "postgres");
+    }
+};
+
 struct ReadOutcome {
     std::vector<int64_t> positions;
     bool waited = false;
     std::exception_ptr failure;
 };
 
-ReadOutcome read_up_to(store::GapSafeReader& reader, const std::function<void()>& while_waiting, int64_t head) {
+ReadOutcome read_up_to(store::GapSafeReader& reader, const std::function<void()>& while_waiting, int64_t head,
+                       const std::string& url = test::pg_url()) {
     ReadOutcome outcome;
     asio::io_context io;
     pg::AsyncConnection connection(io);
@@ -69,7 +99,7 @@ ReadOutcome read_up_to(store::GapSafeReader& reader, const std::function<void()>
         if (while_waiting) while_waiting();
     });
     auto run = [&]() -> asio::awaitable<void> {
-        co_await connection.connect(test::pg_url(), "gap-safe-reader-test");
+        co_await connection.connect(url, "gap-safe-reader-test");
         store::ReadRequest request;
         request.slice_count = kSlices;
         for (int32_t s = 0; s < kSlices; ++s) request.owned_slices.push_back(s);
@@ -169,4 +199,37 @@ TEST_CASE("stop() ends a wait for an open writer at once", "[store][gap-safe][st
     CHECK(after_stop < 1.0);
     CHECK(outcome.positions == std::vector<int64_t>{1});  // what was final before the hole
     open.db.exec("ROLLBACK");
+}
+
+TEST_CASE("an open writer of another role is reported open at least as long as the reader waited for it",
+          "[store][gap-safe][blocked]") {
+    test::EventStoreFixture store("gsr_role", false);
+    store.append(1);
+    OpenWriter open(store.schema());  // the application's role, not the reader's
+    store.append(1);
+    ReaderRole role(store.db(), store.schema());
+    std::vector<store::BlockedWriter> reported;
+    std::chrono::duration<double> waited_at_report{0};
+    bool committed = false;
+    store::GapSafeReader reader(
+        {store.schema(), "events", "aggregate_heads", "projection_checkpoints"},
+        [&](const std::vector<store::BlockedWriter>& writers, std::chrono::steady_clock::duration waited) {
+            if (committed) return;
+            reported = writers;
+            waited_at_report = waited;
+            // Long enough that a figure of about 0 cannot pass for it.
+            if (waited >= std::chrono::milliseconds(1500)) {
+                open.db.exec("COMMIT");
+                committed = true;
+            }
+        },
+        std::chrono::milliseconds(0));
+    const auto outcome = read_up_to(reader, nullptr, 3, role.url());
+    if (outcome.failure) std::rethrow_exception(outcome.failure);
+    REQUIRE(committed);
+    CHECK(outcome.positions == one_to(3));
+    REQUIRE(reported.size() == 1);
+    CHECK(reported[0].pid > 0);
+    CHECK(reported[0].open_seconds >= waited_at_report.count());
+    CHECK(reported[0].open_seconds >= 1.5);
 }
