@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "log/quoted.hpp"
+
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
@@ -74,7 +76,8 @@ asio::awaitable<void> MetricsSampler::sample(const config::ReplicaSetConfig& rep
         failure = e.what();
     }
     if (!failure.empty()) {
-        spdlog::debug("could not sample the projections' lag replica_set={} error=\"{}\"", replica_set.name, failure);
+        spdlog::debug("could not sample the projections' lag replica_set={} error={}", replica_set.name,
+                      log::quoted(failure));
     }
 }
 

@@ -294,10 +294,11 @@ void ProjectionRunner::take_replacement() {
     read_ahead_.drop();
     last_read_positions_.clear();
     // The file is usually the same path, replaced: the versions tell the swap apart.
-    spdlog::info("projection now runs the new plugin version {} plugin=\"{} {}\" was=\"{}\" mode={} file={}{}",
-                 context(), instance_->plugin_name(), instance_->plugin_version(), old_plugin,
-                 plugins::mode_name(instance_->mode()), instance_->plugin_file(),
-                 old_file == instance_->plugin_file() ? std::string() : " was_file=" + old_file);
+    spdlog::info(
+        "projection now runs the new plugin version {} plugin={} was={} mode={} file={}{}", context(),
+        log::quoted(instance_->plugin_name() + " " + instance_->plugin_version()), log::quoted(old_plugin),
+        plugins::mode_name(instance_->mode()), log::quoted(instance_->plugin_file()),
+        old_file == instance_->plugin_file() ? std::string() : std::string(" was_file=") + log::quoted(old_file));
 }
 
 // At a batch boundary: switch to the cluster member's current view of our
