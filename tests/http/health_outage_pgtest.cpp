@@ -1,0 +1,47 @@
+// /healthz and /readyz through a database outage longer than
+// stale_worker_timeout. Runs alone (RUN_SERIAL): it stops the shared server.
+#include <catch2/catch.hpp>
+
+#include "http/health_support.hpp"
+#include "support/event_store_fixture.hpp"
+#include "support/pg_restart.hpp"
+#include "support/stop_gracefully.hpp"
+
+using namespace orchestratord::test;
+using namespace std::chrono_literals;
+
+TEST_CASE("healthz is 503 through a database outage longer than the stale timeout and 200 after",
+          "[http][health][pg-restart]") {
+    auto store = std::make_unique<EventStoreFixture>("health_outage");
+    auto daemon = store->start_daemon(store->config_file(store->recorder()), "daemon.log",
+                                      {{"HEARTBEAT_INTERVAL", "200ms"},
+                                       {"STALE_WORKER_TIMEOUT", "1s"},
+                                       {"COORDINATION_TIMEOUT", "3s"},
+                                       {"NOTIFY_SOCKET", std::nullopt}});
+    REQUIRE(daemon->wait_for_output("http endpoints listening", 15s));
+    const int port = logged_http_port(daemon->output());
+    REQUIRE(port > 0);
+    INFO(daemon->output());
+    HttpAnswer last;
+    REQUIRE(wait_for_answer(port, "/readyz", answers(200), 15s, last));
+    REQUIRE(http_get(port, "/healthz").status == 200);
+
+    stop_postgres();
+    const auto down_at = std::chrono::steady_clock::now();
+    REQUIRE(wait_for_answer(port, "/readyz", answers(503, "database unreachable"), 10s, last));
+    CHECK(last.body == "replica set test: database unreachable (heartbeats failing)\n");
+    // Self-fenced after stale_worker_timeout - heartbeat_interval, unhealthy
+    // once that has lasted longer than stale_worker_timeout.
+    REQUIRE(wait_for_answer(port, "/healthz", answers(503), 15s, last));
+    CHECK(std::chrono::steady_clock::now() - down_at > 1500ms);
+    CHECK_THAT(last.body, Catch::StartsWith("replica set test: self-fenced for "));
+    CHECK_THAT(last.body, Catch::Contains("longer than stale_worker_timeout 1.0s"));
+
+    resume_postgres();
+    REQUIRE(wait_for_answer(port, "/healthz", answers(200, "ok"), 30s, last));
+    REQUIRE(wait_for_answer(port, "/readyz", answers(200, "ok"), 30s, last));
+    stop_gracefully(*daemon);
+    // The fixture's connection was cut: drop the schema over a new one.
+    store->db() = orchestratord::pg::BlockingConnection(pg_url());
+    store.reset();
+}
