@@ -54,6 +54,27 @@ std::string ClusterMember::context() const {
     return ownership_.log_context(settings_.replica_set.name);
 }
 
+std::optional<std::chrono::steady_clock::time_point> ClusterMember::fenced_since() const {
+    const auto deadline = ownership_.commit_deadline();
+    if (deadline > std::chrono::steady_clock::now()) return std::nullopt;
+    return deadline;
+}
+
+std::optional<std::string> ClusterMember::coordinating() const {
+    if (!last_report_) return "no heartbeat yet";
+    if (last_report_->stale_workers > 0) {
+        return fmt::format("{} stale worker(s) to remove", last_report_->stale_workers);
+    }
+    if (!last_report_->settled) return std::string("the workers changed; a new generation is due");
+    if (last_report_->moving_slices > 0) {
+        return fmt::format("{} slice(s) moving to their new owners", last_report_->moving_slices);
+    }
+    if (!ownership_.withdrawn_slices().empty()) {
+        return fmt::format("{} slice(s) of this worker being handed over", ownership_.withdrawn_slices().size());
+    }
+    return std::nullopt;
+}
+
 void ClusterMember::poke() {
     woken_ = true;
     wake_timer_.cancel();
@@ -135,6 +156,7 @@ asio::awaitable<void> ClusterMember::heartbeat() {
         metrics_.set_state(worker_id_, metrics::WorkerState::running);
         need_reconcile_ = true;  // take back what is still ours
     }
+    last_report_ = report;
     const bool stale = report->stale_workers > 0;
     const bool moving = report->moving_slices > 0;
     if (report->generation != ownership_.generation()) need_reconcile_ = true;

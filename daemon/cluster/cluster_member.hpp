@@ -57,7 +57,21 @@ public:
     void coordination_changed();
 
     SliceOwnership& ownership() { return ownership_; }
+    const SliceOwnership& ownership() const { return ownership_; }
     const std::string& replica_set() const { return settings_.replica_set.name; }
+    const config::ReplicaSetConfig& settings() const { return settings_.replica_set; }
+
+    // For the health endpoints: what this member knows right now.
+    // The worker id in the replica set; empty until registered.
+    const std::string& worker_id() const { return worker_id_; }
+    // The last heartbeat failed (the database is unreachable or refused it).
+    bool heartbeat_failing() const { return heartbeat_failing_; }
+    // Since when nothing may be committed (self-fenced); none while it may.
+    std::optional<std::chrono::steady_clock::time_point> fenced_since() const;
+    // Why the replica set is not settled as of the last heartbeat (workers
+    // joining or gone, slices moving to their new owners, slices of this
+    // worker waiting to be handed over); none when it is settled.
+    std::optional<std::string> coordinating() const;
 
 private:
     boost::asio::awaitable<void> connect();
@@ -89,6 +103,7 @@ private:
     bool need_reconcile_ = true;
     bool stale_seen_ = false;  // the last heartbeat saw a stale worker
     bool heartbeat_failing_ = false;
+    std::optional<HeartbeatReport> last_report_;  // of the last successful heartbeat
     std::chrono::steady_clock::time_point next_heartbeat_{};
     int64_t generation_in_metrics_ = -1;  // the generation reconfiguration_total last counted
 };

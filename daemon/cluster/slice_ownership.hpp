@@ -72,6 +72,7 @@ public:
     // Slices found taken away by the fencing check.
     void lost(const std::vector<int32_t>& slices);
     bool may_commit() const { return std::chrono::steady_clock::now() < commit_deadline_; }
+    std::chrono::steady_clock::time_point commit_deadline() const { return commit_deadline_; }
     int64_t version() const { return version_; }
     // For log lines: who this worker is and which generation it follows.
     const std::string& owner() const { return owner_; }

@@ -44,6 +44,8 @@ struct HttpConfig {
     std::string listen;  // host:port
     int64_t max_connections = 0;
     Duration client_timeout{};
+    int64_t ready_max_lag = 0;  // events; 0: lag does not affect /readyz
+    bool required = false;      // a busy listen address stops the start
 };
 
 struct PluginsConfig {

@@ -108,6 +108,10 @@ KeyBinder::Candidate KeyBinder::resolve(const YAML::Node& node, const std::strin
             return {found->second, Source::default_value, "$" + std::string(spec.default_env)};
         }
     }
+    if (!spec.default_when_env.empty() && env_.contains(std::string(spec.default_when_env))) {
+        return {std::string(spec.default_when_env_value), Source::default_value,
+                "$" + std::string(spec.default_when_env)};
+    }
     return {std::string(spec.default_value), Source::default_value, ""};
 }
 
@@ -128,6 +132,10 @@ void KeyBinder::assign(const std::string& path, const KeySpec<Section>& spec, co
                 out.*field = candidate.text;
             } else if constexpr (std::is_same_v<Value, int64_t>) {
                 auto checked = check_integer(candidate.text, range);
+                rejection = std::move(checked.rejection);
+                out.*field = checked.value;
+            } else if constexpr (std::is_same_v<Value, bool>) {
+                auto checked = check_boolean(candidate.text);
                 rejection = std::move(checked.rejection);
                 out.*field = checked.value;
             } else if constexpr (std::is_same_v<Value, Duration>) {

@@ -18,6 +18,10 @@ void write_section(std::ostringstream& out, const SectionSpec<Section>& section)
         // Built by appending: GCC 12 misreports `"literal" + std::string` (-Wrestrict).
         std::string fallback;
         if (!spec.default_env.empty()) fallback.append("`$").append(spec.default_env).append("` if set, else ");
+        if (!spec.default_when_env.empty()) {
+            fallback.append("`").append(spec.default_when_env_value).append("` if `$");
+            fallback.append(spec.default_when_env).append("` is set, else ");
+        }
         if (spec.default_value.empty()) {
             fallback.append("—");
         } else {

@@ -107,7 +107,8 @@ const std::array kHttpKeys = {
                .type = KeyType::listen_address,
                .default_value = "127.0.0.1:9090",
                .env = "ORCHESTRATORD_HTTP_LISTEN",
-               .description = "address of /metrics and /healthz (port 0: any free port, logged at start)",
+               .description = "address of /metrics, /healthz, /readyz and /status (port 0: any free port, logged at "
+                              "start)",
                .field = &H::listen},
     KeySpec<H>{.name = "max_connections",
                .type = KeyType::integer,
@@ -128,6 +129,24 @@ const std::array kHttpKeys = {
                .min = kSecond / 10,
                .max = 3600 * kSecond,
                .range_error = "must be between 100ms and 1h"},
+    KeySpec<H>{.name = "ready_max_lag",
+               .type = KeyType::integer,
+               .default_value = "0",
+               .env = "ORCHESTRATORD_HTTP_READY_MAX_LAG",
+               .description = "/readyz answers 503 while a projection is more events than this behind the head (as "
+                              "its runner last saw it, every few seconds); 0: lag does not affect readiness",
+               .field = &H::ready_max_lag,
+               .min = 0,
+               .range_error = "must not be negative"},
+    KeySpec<H>{.name = "required",
+               .type = KeyType::boolean,
+               .default_value = "false",
+               .env = "ORCHESTRATORD_HTTP_REQUIRED",
+               .description = "when http.listen is busy at start, exit 1 naming the address (true) or log it and run "
+                              "without the endpoints (false)",
+               .field = &H::required,
+               .default_when_env = "NOTIFY_SOCKET",
+               .default_when_env_value = "true"},
 };
 
 using P = PluginsConfig;
@@ -346,6 +365,8 @@ const char* key_type_name(KeyType type) {
             return "choice";
         case KeyType::listen_address:
             return "host:port";
+        case KeyType::boolean:
+            return "boolean";
         case KeyType::path:
             return "path";
     }

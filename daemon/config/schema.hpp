@@ -28,6 +28,7 @@ enum class KeyType {
     duration,        // Go-style duration
     choice,          // one of KeySpec::choices
     listen_address,  // host:port
+    boolean,         // true or false
     path,            // a filesystem path
 };
 
@@ -36,8 +37,8 @@ const char* key_type_name(KeyType type);
 // Where a key's value goes in its section. Enum fields are choices spelt by
 // value_names(); the other choices (presets) list theirs in KeySpec::choices.
 template <typename Section>
-using Field = std::variant<std::string Section::*, int64_t Section::*, Duration Section::*, LogLevel Section::*,
-                           LogFormat Section::*, OnErrorPolicy Section::*>;
+using Field = std::variant<std::string Section::*, int64_t Section::*, Duration Section::*, bool Section::*,
+                           LogLevel Section::*, LogFormat Section::*, OnErrorPolicy Section::*>;
 
 template <typename Section>
 struct KeySpec {
@@ -53,6 +54,10 @@ struct KeySpec {
     int64_t max = std::numeric_limits<int64_t>::max();
     std::string_view range_error = {};  // pupsourcing-orchestrator's wording when out of range
     std::string_view default_env = {};  // a variable whose value, when set, is the default instead
+    // A variable whose presence (any value) makes default_when_env_value the
+    // default instead, e.g. NOTIFY_SOCKET: started by systemd.
+    std::string_view default_when_env = {};
+    std::string_view default_when_env_value = {};
 };
 
 // The values a KeyType::choice key accepts, in the order the docs list them.

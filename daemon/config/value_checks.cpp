@@ -18,6 +18,7 @@ Rejection check_text(KeyType type, const std::string& text) {
         case KeyType::choice:
         case KeyType::integer:
         case KeyType::duration:
+        case KeyType::boolean:
             return std::nullopt;
         case KeyType::conninfo:
             if (text.empty()) return std::nullopt;  // required: reported by the cross-key rules
@@ -54,6 +55,12 @@ Rejection check_text(KeyType type, const std::string& text) {
         }
     }
     return std::nullopt;
+}
+
+Checked<bool> check_boolean(const std::string& text) {
+    if (text == "true") return {true};
+    if (text == "false") return {false};
+    return {false, "must be true or false"};
 }
 
 Rejection check_choice(std::string_view text, std::span<const std::string_view> choices, bool optional) {

@@ -41,6 +41,9 @@ struct Checked {
     Rejection rejection = std::nullopt;
 };
 
+// true or false (YAML's other spellings are not accepted: one way to say it).
+Checked<bool> check_boolean(const std::string& text);
+
 Checked<int64_t> check_integer(const std::string& text, const Range& range);
 
 // `printable` gets the canonical form ("90s" becomes "1m30s") when the value is accepted.

@@ -19,28 +19,49 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+constexpr const char* kPaths = "/metrics,/healthz,/readyz,/status";
+
+void text(bhttp::response<bhttp::string_body>& response, bhttp::status status, std::string body) {
+    response.result(status);
+    response.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+    response.body() = std::move(body);
+}
+
+// 200 "ok", or 503 with the reason, so a probe's log shows why.
+void verdict(bhttp::response<bhttp::string_body>& response, const Verdict& verdict) {
+    if (verdict.ok) {
+        text(response, bhttp::status::ok, "ok\n");
+    } else {
+        text(response, bhttp::status::service_unavailable, verdict.reason + "\n");
+    }
+}
+
 bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_body>& request,
-                                           const metrics::Metrics& metrics) {
+                                           const metrics::Metrics& metrics, const HealthProbe* probe) {
     bhttp::response<bhttp::string_body> response;
     response.version(request.version());
     response.set(bhttp::field::server, "orchestratord");
     const std::string target(request.target());
     if (request.method() != bhttp::verb::get && request.method() != bhttp::verb::head) {
-        response.result(bhttp::status::method_not_allowed);
+        text(response, bhttp::status::method_not_allowed, "only GET and HEAD\n");
         response.set(bhttp::field::allow, "GET, HEAD");
-        response.body() = "only GET and HEAD\n";
     } else if (target == "/metrics") {
         response.result(bhttp::status::ok);
         response.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         response.body() = metrics.render();
+    } else if (probe == nullptr && (target == "/healthz" || target == "/readyz" || target == "/status")) {
+        // Only before the daemon has wired its state in: nothing is known yet.
+        text(response, bhttp::status::service_unavailable, "starting\n");
     } else if (target == "/healthz") {
+        verdict(response, probe->live());
+    } else if (target == "/readyz") {
+        verdict(response, probe->ready());
+    } else if (target == "/status") {
         response.result(bhttp::status::ok);
-        response.set(bhttp::field::content_type, "text/plain; charset=utf-8");
-        response.body() = "ok\n";
+        response.set(bhttp::field::content_type, "application/json");
+        response.body() = probe->status_json() + "\n";
     } else {
-        response.result(bhttp::status::not_found);
-        response.set(bhttp::field::content_type, "text/plain; charset=utf-8");
-        response.body() = "not found; try /metrics or /healthz\n";
+        text(response, bhttp::status::not_found, std::string("not found; try ") + kPaths + "\n");
     }
     response.prepare_payload();
     if (request.method() == bhttp::verb::head) response.body().clear();
@@ -77,10 +98,9 @@ void HttpServer::start(const config::HttpConfig& config) {
         throw std::runtime_error("http.listen " + listen + ": cannot listen there: " + ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
-    spdlog::info(
-        "http endpoints listening address={}:{} paths=/metrics,/healthz max_connections={} client_timeout={}ms",
-        endpoint.address().to_string(), port_, max_connections_,
-        std::chrono::duration_cast<std::chrono::milliseconds>(client_timeout_).count());
+    spdlog::info("http endpoints listening address={}:{} paths={} max_connections={} client_timeout={}ms",
+                 endpoint.address().to_string(), port_, kPaths, max_connections_,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(client_timeout_).count());
     asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
@@ -160,7 +180,7 @@ asio::awaitable<void> HttpServer::serve(tcp::socket socket) {
             stream.expires_after(client_timeout_);
             co_await bhttp::async_read(stream, buffer, request, asio::redirect_error(asio::use_awaitable, ec));
             if (ec) break;  // closed, timed out or not HTTP: nothing to answer
-            auto response = answer(request, metrics_);
+            auto response = answer(request, metrics_, probe_);
             response.keep_alive(request.keep_alive());
             stream.expires_after(client_timeout_);  // a client that does not read its answer
             co_await bhttp::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));

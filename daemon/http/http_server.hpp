@@ -1,7 +1,10 @@
 #pragma once
 // The operator's HTTP endpoints (Boost.Beast, on the daemon's event loop):
 //   GET /metrics  Prometheus text format
-//   GET /healthz  200 "ok" while the event loop runs (it answers the request)
+//   GET /healthz  200 "ok" while the process does its job, else 503 and why
+//   GET /readyz   200 "ok" while the worker works on what it owns, else 503 and why
+//   GET /status   this worker's view as JSON
+// What the health endpoints say comes from a HealthProbe (health_probe.hpp).
 // Requests are small and answered at once. The endpoints must never starve
 // the daemon of file descriptors or CPU, whatever clients do:
 // - at most http.max_connections are open; further clients wait in the
@@ -19,6 +22,7 @@
 
 #include "async/event.hpp"
 #include "config/config.hpp"
+#include "http/health_probe.hpp"
 #include "metrics/metrics.hpp"
 
 namespace orchestratord::http {
@@ -32,6 +36,8 @@ public:
     // it cannot listen there.
     void start(const config::HttpConfig& config);
     void stop();
+    // The daemon's health; until set, the health endpoints answer 503 "starting".
+    void set_probe(const HealthProbe* probe) { probe_ = probe; }
     // The bound port (useful with port 0).
     uint16_t port() const { return port_; }
 
@@ -42,6 +48,7 @@ private:
 
     boost::asio::io_context& io_;
     const metrics::Metrics& metrics_;
+    const HealthProbe* probe_ = nullptr;
     boost::asio::ip::tcp::acceptor acceptor_;
     // Woken (cancelled) when a connection ends while the loop waits at the cap.
     async::Event slot_freed_;  // a connection ended (or stop()): the accept loop may go on

@@ -26,6 +26,7 @@
 #include "pg/connection_pool.hpp"
 #include "runtime/config_diff.hpp"
 #include "runtime/metrics_sampler.hpp"
+#include "runtime/health_state.hpp"
 #include "runtime/plugin_reload.hpp"
 #include "runtime/projection_pool.hpp"
 #include "runtime/projection_runner.hpp"
@@ -91,12 +92,14 @@ public:
         notify_available_ = checked->notify_available;
         plugins_.emplace(std::move(checked->scan));
 
+        if (!start_http()) return kExitStartupFailed;  // before anything runs on the loop
         asio::co_spawn(io_, handle_signals(), asio::detached);
         metrics_.set_build_info(ORCHESTRATORD_VERSION,
                                 std::to_string(ORCH_PLUGIN_ABI_MAJOR) + "." + std::to_string(ORCH_PLUGIN_ABI_MINOR));
-        start_http();
         start_members();
         start_runners(std::move(checked->projections));
+        health_.plugins_loaded();
+        asio::co_spawn(io_, health_.watch_loop(), asio::detached);
         if (auto period = notifier_.watchdog_period()) asio::co_spawn(io_, ping_watchdog(*period), asio::detached);
 
         // Log first, then tell systemd: whoever waits for READY=1 finds the line.
@@ -195,14 +198,24 @@ private:
         }
     }
 
-    // Monitoring is not worth refusing to run for: a busy port is reported
-    // and the daemon works on without the endpoints.
-    void start_http() {
+    // With http.required (the default under systemd) a busy port stops the
+    // start: a supervisor probing /healthz would otherwise reach nothing, or
+    // another process. Without it, monitoring is not worth refusing to run
+    // for: the busy port is reported and the daemon works on without the
+    // endpoints. False: the start is refused.
+    bool start_http() {
+        http_.set_probe(&health_);
         try {
             http_.start(config_.http);
         } catch (const std::exception& e) {
-            spdlog::error("{}; /metrics and /healthz are off, projections run as usual", e.what());
+            if (config_.http.required) {
+                spdlog::critical("{}; http.required is true, so orchestratord does not start", e.what());
+                return false;
+            }
+            spdlog::error("{}; the HTTP endpoints are off (http.required is false), projections run as usual",
+                          e.what());
         }
+        return true;
     }
 
     // The shutdown order, in one place; a stop signal starts it. Each step
@@ -248,6 +261,7 @@ private:
         }
 
         http_.stop();
+        health_.stop();
         watchdog_.cancel();
         io_.stop();
     }
@@ -361,6 +375,9 @@ private:
     std::unique_ptr<MetricsSampler> sampler_;
     std::vector<std::unique_ptr<ProjectionRunner>> runners_;
     RunningCount runners_running_{io_};
+    // What /healthz, /readyz and /status say; http_ asks it only while
+    // serving, and shut_down() ends every request before destructors run.
+    HealthState health_{io_, config_, members_, runners_};
 };
 
 }  // namespace

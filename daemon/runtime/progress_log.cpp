@@ -25,6 +25,7 @@ boost::asio::awaitable<void> ProgressLog::report(pg::AsyncConnection& connection
     const double seconds = std::chrono::duration<double>(now - last_).count();
     last_ = now;
     const int64_t head_position = co_await store::head_position(connection, settings_.event_store);
+    head_ = head_position;
     const int64_t lowest = positions.lowest_owned(head_position);
     const double rate = seconds > 0 ? static_cast<double>(handled - handled_at_last_) / seconds : 0;
     handled_at_last_ = handled;

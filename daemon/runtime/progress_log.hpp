@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "pg/async_connection.hpp"
 #include "runtime/runner_settings.hpp"
@@ -26,12 +27,16 @@ public:
     // Logs the line; `handled` counts the events handled since the start.
     boost::asio::awaitable<void> report(pg::AsyncConnection& connection, const SlicePositions& positions,
                                         int64_t handled);
+    // The head of the events table at the last report (for /status and
+    // /readyz; they never query the database themselves); none before it.
+    std::optional<int64_t> head() const { return head_; }
 
 private:
     const RunnerSettings& settings_;
     std::chrono::steady_clock::time_point last_;
     int64_t handled_at_last_ = 0;
     int64_t checkpoint_at_last_ = 0;
+    std::optional<int64_t> head_;
 };
 
 }  // namespace orchestratord::runtime

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <climits>
 #include <iterator>
+#include <limits>
 
 #include "log/quoted.hpp"
 #include "metrics/metrics.hpp"
@@ -260,6 +261,21 @@ asio::awaitable<void> ProjectionRunner::prepare(pg::AsyncConnection& connection)
     prepared_ = true;
     last_sweep_ = std::chrono::steady_clock::now();
     progress_.restart(positions_.lowest());
+}
+
+ProjectionRunner::Standing ProjectionRunner::standing() const {
+    Standing standing;
+    standing.started = prepared_;
+    standing.paused = paused_;
+    if (!prepared_) return standing;
+    standing.slices = positions_.owned();
+    if (standing.slices.empty()) {
+        standing.lag = 0;  // nothing of ours can be behind
+        return standing;
+    }
+    standing.checkpoint = positions_.lowest_owned(std::numeric_limits<int64_t>::max());
+    if (const auto head = progress_.head()) standing.lag = std::max<int64_t>(0, *head - *standing.checkpoint);
+    return standing;
 }
 
 // Reads whether the projection is paused (by any worker of the replica set:

@@ -52,6 +52,17 @@ public:
     bool handler_busy() const { return commit_.handler_busy(); }
     std::string handler_context() const { return commit_.handler_context(); }
 
+    // Where the projection stands as this runner knows it, without asking
+    // the database (for /status and /readyz).
+    struct Standing {
+        bool started = false;  // its checkpoints are loaded
+        bool paused = false;
+        std::vector<int32_t> slices;        // the owned slices it works on
+        std::optional<int64_t> checkpoint;  // the lowest position of those slices
+        std::optional<int64_t> lag;         // events behind the head seen last (every few seconds)
+    };
+    Standing standing() const;
+
     const std::string& name() const { return settings_.projection.name; }
     const std::string& replica_set() const { return settings_.replica_set.name; }
     const config::ProjectionConfig& projection() const { return settings_.projection; }

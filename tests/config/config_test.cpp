@@ -460,3 +460,25 @@ TEST_CASE("on_error.crash_limit defaults to 3 and is range-checked", "[config][v
         Catch::Contains("replica_sets[0].projections[0].on_error.crash_limit: CrashLimit must be between 1 and "
                         "1000 (got \"0\")"));
 }
+
+TEST_CASE("http.required defaults to true under systemd and to false otherwise", "[config][http]") {
+    CHECK_FALSE(load(kMinimal).http.required);
+    const Config under_systemd = load(kMinimal, {{"NOTIFY_SOCKET", "/run/systemd/notify"}});
+    CHECK(under_systemd.http.required);
+    CHECK(setting(under_systemd, "http.required").origin == "$NOTIFY_SOCKET");
+    // Said in the file, it holds under systemd too.
+    CHECK_FALSE(load(std::string(kMinimal) + "http: {required: false}\n", {{"NOTIFY_SOCKET", "/run/systemd/notify"}})
+                    .http.required);
+    CHECK(load(kMinimal, {{"ORCHESTRATORD_HTTP_REQUIRED", "true"}}).http.required);
+    CHECK(load(kMinimal).http.ready_max_lag == 0);
+    CHECK(load(std::string(kMinimal) + "http: {ready_max_lag: 500}\n").http.ready_max_lag == 500);
+}
+
+TEST_CASE("a bad http.required or http.ready_max_lag is refused naming the key", "[config][http]") {
+    CHECK_THAT(problems(std::string(kMinimal) + "http: {required: yes}\n"),
+               Catch::Contains("http.required: must be true or false (got \"yes\")"));
+    CHECK_THAT(problems(kMinimal, {{"ORCHESTRATORD_HTTP_REQUIRED", "1"}}),
+               Catch::Contains("ORCHESTRATORD_HTTP_REQUIRED (http.required): must be true or false (got \"1\")"));
+    CHECK_THAT(problems(std::string(kMinimal) + "http: {ready_max_lag: -1}\n"),
+               Catch::Contains("http.ready_max_lag: must not be negative (got \"-1\")"));
+}

@@ -469,7 +469,9 @@ TEST_CASE("the HTTP endpoints answer, and a busy address is reported without sto
     const auto at = taken.find("127.0.0.1:0");
     REQUIRE(at != std::string::npos);
     taken.replace(at, std::string("127.0.0.1:0").size(), "127.0.0.1:" + std::to_string(port));
-    auto second = store.start_daemon(store.dir().write("taken.yaml", taken), "second.log");
+    // Not under systemd, where http.required would default to true.
+    auto second =
+        store.start_daemon(store.dir().write("taken.yaml", taken), "second.log", {{"NOTIFY_SOCKET", std::nullopt}});
     REQUIRE(second->wait_for_output("ready;", 15s));
     CHECK_THAT(second->output(),
                Catch::Contains("http.listen 127.0.0.1:" + std::to_string(port) + ": cannot listen there"));
