@@ -28,6 +28,9 @@ std::string config_yaml(const std::string& level, int batch_size) {
            "\n"
            "plugins:\n  directory: " SAMPLE_PLUGIN_DIR
            "\n"
+           // Any free port: the fake NOTIFY_SOCKET makes http.required true,
+           // and a port another test's daemon holds would stop the start.
+           "http:\n  listen: 127.0.0.1:0\n"
            "replica_sets:\n"
            "  - name: daemon-test\n"
            "    batch_size: " +
