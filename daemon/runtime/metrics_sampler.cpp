@@ -38,7 +38,10 @@ asio::awaitable<void> MetricsSampler::run() {
     while (!stopping_) {
         in_use_.set(static_cast<double>(pool_.open() - pool_.idle()));
         idle_.set(static_cast<double>(pool_.idle()));
-        for (const auto& replica_set : config_.replica_sets) {
+        // A copy: a reload replaces the configuration while a sample waits
+        // for the database, and references into it would dangle.
+        const std::vector<config::ReplicaSetConfig> replica_sets = config_.replica_sets;
+        for (const auto& replica_set : replica_sets) {
             if (stopping_) break;
             co_await sample(replica_set);
         }
@@ -54,13 +57,14 @@ asio::awaitable<void> MetricsSampler::sample(const config::ReplicaSetConfig& rep
     std::vector<std::string> projections;
     for (const auto& projection : replica_set.projections) projections.push_back(projection.name);
     if (projections.empty()) co_return;
+    const config::EventStoreConfig event_store = config_.event_store;  // see run(): kept across the waits
     std::string failure;
     try {
         auto lease = co_await pool_.try_acquire();
         if (!lease) co_return;  // every connection is busy with batches: sample next time
         try {
-            const auto lags = co_await store::read_projection_lags(lease->connection(), config_.event_store,
-                                                                   replica_set.name, projections);
+            const auto lags =
+                co_await store::read_projection_lags(lease->connection(), event_store, replica_set.name, projections);
             for (const auto& lag : lags) {
                 metrics_.head_position(replica_set.name).set(static_cast<double>(lag.head));
                 const auto gauges = metrics_.lag(replica_set.name, lag.projection);
